@@ -1,0 +1,184 @@
+/*
+ * sharedcalls.c - the reference port of go-zero's core/syncx/sharedcalls.go
+ * at commit 7e3a369a8 (July 2020). The contract is in sharedcalls.h.
+ *
+ * Every statement line of the Go file is named by a tag in a comment beside
+ * the C that carries it out; C lines that Go does without carry a c-only tag
+ * that says why. scripts/check-annotations defines the tags and checks them.
+ *
+ * One mutex per group guards everything in the group: the map, and in every
+ * call record the reference count, the done flag and the result. Go gets by
+ * with less because its WaitGroup is a synchronisation object of its own and
+ * its garbage collector frees a record once nobody can reach it. In C the
+ * follower's wait is a condition variable over the done flag, and the record
+ * counts the callers that still have to read it.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "sharedcalls.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HASH_NONFATAL_OOM 1 /* a failed insert returns; it must not exit() */
+#include <uthash.h>
+
+/* What a flight produced: fn's value and code. */
+struct sc_result {
+    void *val;
+    int err;
+};
+
+/* One flight (Go's call). The key is copied into the record itself. */
+struct sc_call {
+    pthread_cond_t wake; /* with done, what Go's WaitGroup is */
+    bool done;           /* res is final */
+    unsigned refs;       /* callers that have not yet read res */
+    struct sc_result res;
+    UT_hash_handle hh; /* links the record into its group's map */
+    char key[];
+};
+
+struct sc_group {
+    pthread_mutex_t lock;
+    struct sc_call *calls; /* the map: key -> flight in progress */
+    size_t records;        /* records alive, in the map or still being read */
+};
+
+sc_group *sc_new(void)
+{
+    sc_group *g = malloc(sizeof *g); /* go:30 make the group */
+    if (g == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int rc = pthread_mutex_init(&g->lock, NULL);
+    if (rc != 0) { /* c-only: a Go mutex needs no set-up that can fail */
+        free(g);
+        errno = rc;
+        return NULL;
+    }
+    g->calls = NULL; /* go:31 an empty uthash map is a NULL head */
+    g->records = 0;
+    return g; /* go:30 */
+}
+
+int sc_free(sc_group *g)
+{
+    if (g == NULL)
+        return 0;
+    pthread_mutex_lock(&g->lock);
+    size_t busy = g->records; /* c-only: no collector waits for callers */
+    pthread_mutex_unlock(&g->lock);
+    if (busy != 0)
+        return -EBUSY;
+    pthread_mutex_destroy(&g->lock);
+    free(g);
+    return 0;
+}
+
+/* c-only: drops one caller's reference with g->lock held. Returns true when
+ * that was the last, and the caller must free c once it has unlocked. */
+static bool release(sc_group *g, struct sc_call *c)
+{
+    if (--c->refs != 0)
+        return false;
+    g->records--;
+    return true;
+}
+
+static void call_free(struct sc_call *c)
+{
+    pthread_cond_destroy(&c->wake);
+    free(c);
+}
+
+/* Runs fn as the leader of a new flight for key (Go's makeCall). Entered
+ * with g->lock held, returns with it released. Returns 0 with *out set, or
+ * -ENOMEM without having run fn. */
+static int make_call(sc_group *g, const char *key, size_t len, sc_fn fn,
+                     void *arg, struct sc_result *out)
+{
+    struct sc_call *c = malloc(sizeof *c + len + 1); /* go:60 a new record */
+    if (c == NULL || pthread_cond_init(&c->wake, NULL) != 0) {
+        free(c); /* c-only: out of memory; the group is left as it was */
+        pthread_mutex_unlock(&g->lock);
+        return -ENOMEM;
+    }
+    memcpy(c->key, key, len + 1); /* c-only: the caller's buffer may change */
+    c->done = false;              /* go:61 one result to wait for */
+    c->refs = 1;                  /* c-only: the leader's reference */
+    HASH_ADD_KEYPTR(hh, g->calls, c->key, len, c); /* go:62 publish c */
+    if (c->hh.tbl == NULL) { /* c-only: uthash rolled the failed insert back */
+        pthread_mutex_unlock(&g->lock);
+        call_free(c);
+        return -ENOMEM;
+    }
+    g->records++;
+    pthread_mutex_unlock(&g->lock); /* go:63 followers may now find c */
+
+    struct sc_result res = {NULL, 0};
+    res.err = fn(arg, &res.val); /* go:74 run fn, with no lock held */
+
+    /* go:65 what Go defers until fn has returned happens here */
+    pthread_mutex_lock(&g->lock); /* go:68 */
+    HASH_DEL(g->calls, c);        /* go:69 later callers start a new flight */
+    c->res = res;                 /* go:74 store the result for followers */
+    /* go:66 Go deletes before Done; here delete, store and done share one
+     * critical section, so no other thread can see them in any order. */
+    c->done = true;                   /* go:71 */
+    pthread_cond_broadcast(&c->wake); /* go:71 wake every follower */
+    bool last = release(g, c);
+    pthread_mutex_unlock(&g->lock); /* go:70 */
+    if (last)
+        call_free(c); /* c-only: no follower joined */
+    *out = res;
+    return 0; /* go:75 hand the result to Do or DoEx */
+}
+
+/* c-only: Go spells Do and DoEx out in full; here Do is DoEx without fresh */
+int sc_do(sc_group *g, const char *key, sc_fn fn, void *arg, void **val)
+{
+    return sc_do_ex(g, key, fn, arg, val, NULL);
+}
+
+int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg, void **val,
+             bool *fresh)
+{
+    if (g == NULL || key == NULL || fn == NULL || val == NULL)
+        return -EINVAL; /* c-only: Go's arguments cannot be nil */
+    size_t len = strlen(key);
+    if (len > UINT_MAX)
+        return -EINVAL; /* c-only: uthash keeps key lengths in an unsigned */
+
+    struct sc_call *c;
+    struct sc_result res;
+    pthread_mutex_lock(&g->lock);         /* go:36 go:48 */
+    HASH_FIND(hh, g->calls, key, len, c); /* go:37 go:49 a flight for key? */
+    if (c != NULL) {
+        c->refs++; /* c-only: keeps c alive until this follower has read it */
+        /* go:39 go:51 wait for done, rechecked after every wake-up */
+        while (!c->done)
+            pthread_cond_wait(&c->wake, &g->lock); /* go:38 go:50 unlocks */
+        res = c->res;
+        bool last = release(g, c);
+        pthread_mutex_unlock(&g->lock); /* c-only: the wait relocked it */
+        if (last)
+            call_free(c);
+        *val = res.val;
+        if (fresh != NULL)
+            *fresh = false; /* go:52 a follower shared the result */
+        return res.err;     /* go:40 go:52 */
+    }
+
+    int rc = make_call(g, key, len, fn, arg, &res); /* go:43 go:55 lead */
+    if (rc != 0)
+        return rc; /* c-only: out of memory; fn not run, *val untouched */
+    *val = res.val;
+    if (fresh != NULL)
+        *fresh = true; /* go:56 this caller ran fn */
+    return res.err;    /* go:44 go:56 */
+}
