@@ -1,0 +1,107 @@
+# sharedcalls - singleflight for C. See README.md.
+#
+#   make            the libraries, demos and tests, into build/
+#   make check      every test suite and check
+#   make demo       the demos a newcomer should see first
+#   make install    PREFIX (/usr/local) and DESTDIR are honoured
+#   make lint       clang-format, cppcheck and clang-tidy
+#   make clean
+
+VERSION   := 0.1.0
+SOVERSION := 0
+PREFIX    ?= /usr/local
+LIBDIR    ?= $(PREFIX)/lib
+INCDIR    ?= $(PREFIX)/include
+
+CFLAGS    ?= -O2 -g
+STD       := -std=c11 -Wall -Wextra -Wpedantic -Werror -pthread
+CPPFLAGS  += -Isrc
+B         := build
+
+LIB_SRC   := src/sharedcalls.c
+LIB_OBJ   := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
+LIB_PIC   := $(LIB_SRC:src/%.c=$(B)/pic/%.o)
+LIB_A     := $(B)/libsharedcalls.a
+LIB_SO    := $(B)/libsharedcalls.so.$(VERSION)
+
+DEMOS     := $(B)/demos/once
+SUITES    := test_gozero test_semantics test_memory test_stress
+TESTS     := $(SUITES:%=$(B)/tests/%)
+TESTUTIL  := $(B)/obj/testutil.o
+
+# Link-time seams (ld --wrap) let the tests count followers that are parked
+# in the kit's condition wait and fail the n-th resource the kit acquires,
+# with no test code in the library.
+WRAP_WAIT := -Wl,--wrap=pthread_cond_wait
+WRAP_MEM  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=free \
+             -Wl,--wrap=pthread_mutex_init,--wrap=pthread_cond_init
+WRAPS     := $(WRAP_WAIT)
+
+all: $(LIB_A) $(B)/libsharedcalls.so $(DEMOS) $(TESTS)
+
+deps:
+	@scripts/deps.sh
+
+$(B)/obj/%.o: src/%.c src/sharedcalls.h | deps
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(B)/pic/%.o: src/%.c src/sharedcalls.h | deps
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -fPIC -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(LIB_SO): $(LIB_PIC)
+	$(CC) $(STD) $(CFLAGS) $(LDFLAGS) -shared \
+	    -Wl,-soname,libsharedcalls.so.$(SOVERSION) $^ -o $@
+
+$(B)/libsharedcalls.so: $(LIB_SO)
+	ln -sf libsharedcalls.so.$(VERSION) $(B)/libsharedcalls.so.$(SOVERSION)
+	ln -sf libsharedcalls.so.$(VERSION) $@
+
+$(B)/demos/%: demos/%.c $(LIB_A) | deps
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $< $(LIB_A) -o $@
+
+$(TESTUTIL): tests/testutil.c tests/testutil.h | deps
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(B)/tests/test_memory: WRAPS += $(WRAP_MEM)
+$(B)/tests/%: tests/%.c $(TESTUTIL) $(LIB_A) tests/testutil.h
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $< $(TESTUTIL) $(LIB_A) $(WRAPS) \
+	    -lcunit -o $@
+
+check: all
+	@scripts/run-checks $(B)
+
+demo: $(DEMOS)
+	$(B)/demos/once
+
+install: $(LIB_A) $(B)/libsharedcalls.so
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 src/sharedcalls.h $(DESTDIR)$(INCDIR)/
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libsharedcalls.so.$(VERSION) \
+	    $(DESTDIR)$(LIBDIR)/libsharedcalls.so.$(SOVERSION)
+	ln -sf libsharedcalls.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libsharedcalls.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    src/sharedcalls.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/sharedcalls.pc
+
+LINT_C := $(wildcard src/*.[ch] demos/*.c tests/*.[ch])
+lint:
+	clang-format --dry-run -Werror $(LINT_C)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
+	    --std=c11 --inline-suppr -Isrc $(LINT_C)
+	clang-tidy --quiet $(filter %.c,$(LINT_C)) -- $(STD) $(CPPFLAGS)
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all deps check demo install lint clean
+.DELETE_ON_ERROR:

@@ -1,0 +1,43 @@
+#!/bin/sh
+# deps.sh - installs the Debian packages the kit needs, and only those missing.
+#
+#   scripts/deps.sh      check, and install what is missing (as root)
+#
+# As root it runs apt-get; as anyone else it prints the exact command and
+# exits 1. With nothing missing it installs nothing and exits 0 at once.
+# SC_NO_DEPS=1 skips the check (for machines that are not Debian).
+set -eu
+
+# build-essential: gcc and make; libcunit1-dev: the tests; uthash-dev: the
+# calls map; valgrind: memcheck and Helgrind; pkg-config: the install check.
+packages="build-essential libcunit1-dev uthash-dev valgrind pkg-config"
+
+[ "${SC_NO_DEPS:-0}" = 1 ] && exit 0
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "deps.sh: no dpkg-query: this is not Debian. Install the equivalents of" >&2
+    echo "  $packages" >&2
+    echo "then run make with SC_NO_DEPS=1." >&2
+    exit 1
+fi
+
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' $packages 2>/dev/null |
+    awk '$NF == "installed" { print $1 }')
+missing=""
+for p in $packages; do
+    case " $(echo $installed) " in
+    *" $p "*) ;;
+    *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: sharedcalls needs these Debian packages:$missing" >&2
+    echo "Install them as root, then run make again:" >&2
+    echo "  sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends$missing'" >&2
+    exit 1
+fi
+echo "deps.sh: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends $missing
