@@ -1,0 +1,431 @@
+/*
+ * test_semantics.c - one test (or more) for each semantic of SPEC.md and
+ * for every error the kit returns. Threads are ordered with gates and with
+ * the count of parked followers (testutil.h), never with sleeps.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A flight that the test controls: fn counts its runs, reports that it has
+ * started, then blocks until the test opens `release`. */
+struct flight {
+    sc_group *g;
+    const char *key;
+    struct tu_gate runs;    /* fn has been entered this many times */
+    struct tu_gate release; /* fn may return once count > 0 */
+    int err;                /* what fn returns */
+};
+
+static void flight_init(struct flight *f, sc_group *g, const char *key)
+{
+    *f = (struct flight){.g = g, .key = key};
+    tu_gate_init(&f->runs);
+    tu_gate_init(&f->release);
+}
+
+static void flight_destroy(struct flight *f)
+{
+    tu_gate_destroy(&f->runs);
+    tu_gate_destroy(&f->release);
+}
+
+/* The value of a flight's n-th run: distinct for every run. */
+static int held_fn(void *arg, void **val)
+{
+    struct flight *f = arg;
+    pthread_mutex_lock(&f->runs.mu);
+    intptr_t run = ++f->runs.count;
+    pthread_cond_broadcast(&f->runs.cv);
+    pthread_mutex_unlock(&f->runs.mu);
+    tu_gate_expect(&f->release, 1, "the test never released fn");
+    *val = (void *)run;
+    return f->err;
+}
+
+struct caller {
+    struct flight *f;
+    int rc;
+    void *val;
+    bool fresh;
+};
+
+static void *call(void *arg)
+{
+    struct caller *c = arg;
+    c->val = NULL;
+    c->rc = sc_do_ex(c->f->g, c->f->key, held_fn, c->f, &c->val, &c->fresh);
+    return NULL;
+}
+
+/* Semantic 1: while fn runs, other callers of the key wait and share its
+ * result, error code included; fn runs once. */
+static void one_flight_shares_error(void)
+{
+    enum { N = 8 };
+    struct flight f;
+    flight_init(&f, sc_new(), "k");
+    f.err = ENOENT;
+    struct caller c[N];
+    pthread_t t[N];
+    tu_parked_reset();
+    for (int i = 0; i < N; i++) {
+        c[i] = (struct caller){.f = &f};
+        t[i] = tu_spawn(call, &c[i]);
+    }
+    tu_gate_expect(&f.runs, 1, "no leader");
+    tu_parked_expect(N - 1, "followers never parked");
+    tu_gate_raise(&f.release, 1);
+    int fresh = 0;
+    for (int i = 0; i < N; i++) {
+        tu_join(t[i], "caller");
+        CU_ASSERT_EQUAL(c[i].rc, ENOENT);
+        CU_ASSERT_PTR_EQUAL(c[i].val, (void *)1);
+        fresh += c[i].fresh;
+    }
+    CU_ASSERT_EQUAL(f.runs.count, 1);
+    CU_ASSERT_EQUAL(fresh, 1);
+    tu_free_group(f.g);
+    flight_destroy(&f);
+}
+
+/* Semantic 2: no caching. Calls one after another each run fn. */
+static void no_caching_in_sequence(void)
+{
+    struct flight f;
+    flight_init(&f, sc_new(), "k");
+    tu_gate_raise(&f.release, 1);
+    struct caller a = {.f = &f}, b = {.f = &f};
+    call(&a);
+    call(&b);
+    CU_ASSERT_EQUAL(a.rc, 0);
+    CU_ASSERT_EQUAL(b.rc, 0);
+    CU_ASSERT_PTR_EQUAL(a.val, (void *)1);
+    CU_ASSERT_PTR_EQUAL(b.val, (void *)2);
+    CU_ASSERT_TRUE(a.fresh && b.fresh);
+    tu_free_group(f.g);
+    flight_destroy(&f);
+}
+
+/* Semantic 2: a caller that arrives once the leader has returned starts a
+ * new flight, even if followers of the old one may still be on their way
+ * out ("as long as the request is initiated at the same time"). */
+static void late_caller_starts_new_flight(void)
+{
+    struct flight f;
+    flight_init(&f, sc_new(), "k");
+    struct caller lead = {.f = &f}, follow = {.f = &f}, late = {.f = &f};
+    tu_parked_reset();
+    pthread_t tl = tu_spawn(call, &lead);
+    tu_gate_expect(&f.runs, 1, "no leader");
+    pthread_t tf = tu_spawn(call, &follow);
+    tu_parked_expect(1, "follower never parked");
+    tu_gate_raise(&f.release, 1);
+    tu_join(tl, "leader");
+    call(&late);
+    tu_join(tf, "follower");
+    CU_ASSERT_EQUAL(f.runs.count, 2);
+    CU_ASSERT_TRUE(lead.fresh);
+    CU_ASSERT_FALSE(follow.fresh);
+    CU_ASSERT_TRUE(late.fresh);
+    CU_ASSERT_PTR_EQUAL(follow.val, lead.val);
+    CU_ASSERT_PTR_EQUAL(late.val, (void *)2);
+    tu_free_group(f.g);
+    flight_destroy(&f);
+}
+
+/* Meets `parties` threads, then returns how many had arrived: fewer than
+ * `parties` means they never ran at the same time. */
+struct meeting {
+    sc_group *g;
+    struct tu_gate here;
+    int parties;
+};
+
+static int meet(void *arg, void **val)
+{
+    struct meeting *m = arg;
+    tu_gate_raise(&m->here, 1);
+    *val = (void *)(intptr_t)tu_gate_wait(&m->here, m->parties);
+    return 0;
+}
+
+struct meeter {
+    struct meeting *m;
+    sc_group *g;
+    const char *key;
+    int rc;
+    void *met;
+};
+
+static void *meet_in_fn(void *arg)
+{
+    struct meeter *p = arg;
+    p->rc = sc_do(p->g, p->key, meet, p->m, &p->met);
+    return NULL;
+}
+
+/* Two callers whose fns must run at the same time to meet. */
+static void run_meeting(sc_group *g1, const char *k1, sc_group *g2,
+                        const char *k2)
+{
+    struct meeting m = {.parties = 2};
+    tu_gate_init(&m.here);
+    struct meeter a = {.m = &m, .g = g1, .key = k1};
+    struct meeter b = {.m = &m, .g = g2, .key = k2};
+    pthread_t ta = tu_spawn(meet_in_fn, &a), tb = tu_spawn(meet_in_fn, &b);
+    tu_join(ta, "first fn");
+    tu_join(tb, "second fn");
+    CU_ASSERT_EQUAL(a.rc, 0);
+    CU_ASSERT_EQUAL(b.rc, 0);
+    CU_ASSERT_PTR_EQUAL(a.met, (void *)1); /* true: both fns ran at once */
+    CU_ASSERT_PTR_EQUAL(b.met, (void *)1);
+    tu_gate_destroy(&m.here);
+}
+
+/* Semantic 3: fns for different keys run in parallel (fn holds no lock). */
+static void distinct_keys_in_parallel(void)
+{
+    sc_group *g = sc_new();
+    run_meeting(g, "a", g, "b");
+    tu_free_group(g);
+}
+
+/* Semantic 8: groups are independent; one key in two groups, two flights. */
+static void groups_are_independent(void)
+{
+    sc_group *g1 = sc_new(), *g2 = sc_new();
+    run_meeting(g1, "k", g2, "k");
+    tu_free_group(g1);
+    tu_free_group(g2);
+}
+
+/* Semantic 4: fn may call its own group with another key. */
+static int inner(void *arg, void **val)
+{
+    (void)arg;
+    *val = "inner";
+    return 0;
+}
+
+static int outer(void *arg, void **val)
+{
+    void *v = NULL;
+    int rc = sc_do(arg, "inner", inner, NULL, &v);
+    *val = v;
+    return rc;
+}
+
+static void fn_calls_group_with_other_key(void)
+{
+    sc_group *g = sc_new();
+    void *v = NULL;
+    CU_ASSERT_EQUAL(sc_do(g, "outer", outer, g, &v), 0);
+    CU_ASSERT_STRING_EQUAL(v, "inner");
+    tu_free_group(g);
+}
+
+/* Semantic 5: "" is a key like any other, and a key of 1 MiB works. */
+static int echo_arg(void *arg, void **val)
+{
+    *val = arg;
+    return 0;
+}
+
+static void empty_and_long_keys(void)
+{
+    sc_group *g = sc_new();
+    void *v = NULL;
+    CU_ASSERT_EQUAL(sc_do(g, "", echo_arg, "empty", &v), 0);
+    CU_ASSERT_STRING_EQUAL(v, "empty");
+    size_t n = (size_t)1 << 20;
+    char *big = malloc(n + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    memset(big, 'k', n);
+    big[n] = '\0';
+    CU_ASSERT_EQUAL(sc_do(g, big, echo_arg, "long", &v), 0);
+    CU_ASSERT_STRING_EQUAL(v, "long");
+    free(big);
+    tu_free_group(g);
+}
+
+/* Semantic 5: the kit copies the key. The leader's fn scribbles over the
+ * leader's key buffer; a follower with the same key in another buffer must
+ * still find the flight, and a caller with the scribbled text must not. */
+struct scribble {
+    struct flight f;
+    char *buf;
+    int rc;
+};
+
+static int scribble_then_hold(void *arg, void **val)
+{
+    struct scribble *s = arg;
+    memset(s->buf, 'x', strlen(s->buf));
+    return held_fn(&s->f, val);
+}
+
+static void *call_scribbling(void *arg)
+{
+    struct scribble *s = arg;
+    void *v;
+    s->rc = sc_do(s->f.g, s->buf, scribble_then_hold, s, &v);
+    return NULL;
+}
+
+static void key_is_copied(void)
+{
+    char buf[] = "key";
+    struct scribble s = {.buf = buf};
+    flight_init(&s.f, sc_new(), "key");
+    tu_parked_reset();
+    pthread_t tl = tu_spawn(call_scribbling, &s);
+    tu_gate_expect(&s.f.runs, 1, "no leader");
+    CU_ASSERT_STRING_EQUAL(buf, "xxx");
+    struct caller follow = {.f = &s.f};
+    pthread_t tf = tu_spawn(call, &follow);
+    tu_parked_expect(1, "follower with an equal key never joined");
+    void *v = NULL;
+    CU_ASSERT_EQUAL(sc_do(s.f.g, "xxx", echo_arg, "own flight", &v), 0);
+    CU_ASSERT_STRING_EQUAL(v, "own flight");
+    tu_gate_raise(&s.f.release, 1);
+    tu_join(tl, "leader");
+    tu_join(tf, "follower");
+    CU_ASSERT_EQUAL(s.rc, 0);
+    CU_ASSERT_EQUAL(follow.rc, 0);
+    CU_ASSERT_FALSE(follow.fresh);
+    CU_ASSERT_EQUAL(s.f.runs.count, 1);
+    tu_free_group(s.f.g);
+    flight_destroy(&s.f);
+}
+
+/* Semantic 5: keys are compared in full, not by prefix. */
+static void prefix_keys_are_distinct(void)
+{
+    sc_group *g = sc_new();
+    run_meeting(g, "ab", g, "abc");
+    tu_free_group(g);
+}
+
+/* Semantics 6 and 7: followers wait on the done predicate. Every wait in
+ * the kit is made to wake up spuriously many times; a follower that did not
+ * recheck done would return before the leader had a result. */
+static void spurious_wakeups_are_ignored(void)
+{
+    enum { N = 4 };
+    struct flight f;
+    flight_init(&f, sc_new(), "k");
+    struct caller c[N];
+    pthread_t t[N];
+    tu_parked_reset();
+    tu_spurious(1000);
+    for (int i = 0; i < N; i++) {
+        c[i] = (struct caller){.f = &f};
+        t[i] = tu_spawn(call, &c[i]);
+    }
+    tu_gate_expect(&f.runs, 1, "no leader");
+    tu_parked_expect(N - 1, "followers never parked");
+    tu_gate_raise(&f.release, 1);
+    for (int i = 0; i < N; i++) {
+        tu_join(t[i], "caller");
+        CU_ASSERT_EQUAL(c[i].rc, 0);
+        CU_ASSERT_PTR_EQUAL(c[i].val, (void *)1);
+    }
+    tu_spurious(0);
+    CU_ASSERT_EQUAL(f.runs.count, 1);
+    tu_free_group(f.g); /* semantic 6: every record is gone */
+    flight_destroy(&f);
+}
+
+static int never_run(void *arg, void **val)
+{
+    (void)val;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* -EINVAL for each NULL argument: fn not run, *val and *fresh untouched. */
+static void null_arguments(void)
+{
+    sc_group *g = sc_new();
+    int runs = 0;
+    void *v = "untouched";
+    bool fresh = true;
+    CU_ASSERT_EQUAL(sc_do(NULL, "k", never_run, &runs, &v), -EINVAL);
+    CU_ASSERT_EQUAL(sc_do(g, NULL, never_run, &runs, &v), -EINVAL);
+    CU_ASSERT_EQUAL(sc_do(g, "k", NULL, &runs, &v), -EINVAL);
+    CU_ASSERT_EQUAL(sc_do(g, "k", never_run, &runs, NULL), -EINVAL);
+    CU_ASSERT_EQUAL(sc_do_ex(NULL, "k", never_run, &runs, &v, &fresh),
+                    -EINVAL);
+    CU_ASSERT_EQUAL(sc_do_ex(g, NULL, never_run, &runs, &v, &fresh), -EINVAL);
+    CU_ASSERT_EQUAL(sc_do_ex(g, "k", NULL, &runs, &v, &fresh), -EINVAL);
+    CU_ASSERT_EQUAL(sc_do_ex(g, "k", never_run, &runs, NULL, &fresh),
+                    -EINVAL);
+    CU_ASSERT_EQUAL(runs, 0);
+    CU_ASSERT_STRING_EQUAL(v, "untouched");
+    CU_ASSERT_TRUE(fresh);
+    tu_free_group(g);
+}
+
+/* fresh may be NULL; fn's codes pass through unchanged, negative ones too. */
+static int return_arg_as_code(void *arg, void **val)
+{
+    (void)val;
+    return (int)(intptr_t)arg;
+}
+
+static void codes_pass_through(void)
+{
+    sc_group *g = sc_new();
+    void *v = "untouched";
+    CU_ASSERT_EQUAL(sc_do_ex(g, "k", echo_arg, "v", &v, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(v, "v");
+    CU_ASSERT_EQUAL(sc_do(g, "k", return_arg_as_code, (void *)EIO, &v), EIO);
+    CU_ASSERT_PTR_NULL(v); /* fn stored nothing: the value starts as NULL */
+    CU_ASSERT_EQUAL(sc_do(g, "k", return_arg_as_code, (void *)-77, &v), -77);
+    tu_free_group(g);
+}
+
+/* sc_free: NULL is a no-op; a group in use is -EBUSY and stays usable. */
+static void free_null_and_busy(void)
+{
+    CU_ASSERT_EQUAL(sc_free(NULL), 0);
+    struct flight f;
+    flight_init(&f, sc_new(), "k");
+    struct caller lead = {.f = &f};
+    pthread_t t = tu_spawn(call, &lead);
+    tu_gate_expect(&f.runs, 1, "no leader");
+    CU_ASSERT_EQUAL(sc_free(f.g), -EBUSY);
+    tu_gate_raise(&f.release, 1);
+    tu_join(t, "leader");
+    CU_ASSERT_EQUAL(lead.rc, 0);
+    tu_free_group(f.g);
+    flight_destroy(&f);
+}
+
+int main(void)
+{
+    static const struct tu_test tests[] = {
+        {"1 one flight per key; its error is shared", one_flight_shares_error},
+        {"2 no caching: sequential calls each run fn", no_caching_in_sequence},
+        {"2 a caller after the leader returned starts a new flight",
+         late_caller_starts_new_flight},
+        {"3 fns for different keys run in parallel", distinct_keys_in_parallel},
+        {"4 fn calls its group with another key",
+         fn_calls_group_with_other_key},
+        {"5 \"\" and a 1 MiB string are keys", empty_and_long_keys},
+        {"5 the key is copied", key_is_copied},
+        {"5 keys compare in full, not by prefix", prefix_keys_are_distinct},
+        {"6+7 followers recheck done after spurious wake-ups",
+         spurious_wakeups_are_ignored},
+        {"8 groups are independent", groups_are_independent},
+        {"-EINVAL for each NULL argument", null_arguments},
+        {"fresh may be NULL; fn's codes pass through", codes_pass_through},
+        {"sc_free(NULL) is 0; a busy group is -EBUSY", free_null_and_busy},
+        {NULL, NULL},
+    };
+    return tu_run_suite("SPEC.md semantics and errors", tests);
+}

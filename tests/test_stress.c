@@ -1,0 +1,250 @@
+/*
+ * test_stress.c - many threads, many calls, a few hundred keys; then every
+ * flight is checked: fn ran once for it, exactly one caller was fresh, and
+ * every caller got that flight's value and code for its own key.
+ *
+ * Sizes come from the environment, so the race checks can run it small:
+ *   SC_STRESS_THREADS (32)  SC_STRESS_CALLS (200000)  SC_STRESS_KEYS (256)
+ *
+ * Nothing here is shared but through locks: each thread logs its own calls,
+ * a flight's id names the thread that led it, and the main thread checks
+ * the logs after the joins. A watchdog fails the run when no call completes
+ * for TU_TIMEOUT_S seconds (a lost wake-up shows up only as a hang).
+ */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
+
+#include "testutil.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* A value carries its flight (leader thread, leader's sequence number) and
+ * its key, so a caller can tell whose result it got. */
+#define SEQ_BITS 24
+#define KEY_BITS 16
+
+struct entry {
+    uint64_t value; /* what the caller received */
+    int rc;
+    bool fresh;
+};
+
+struct worker {
+    struct stress *s;
+    unsigned id;
+    uint32_t rng;
+    uint64_t flights; /* fns this thread ran as a leader */
+    size_t ncalls;
+    struct entry *log;
+    unsigned *keys; /* the key of each call */
+    unsigned overlaps, wrong_key;
+};
+
+struct stress {
+    sc_group *g;
+    unsigned nkeys;
+    char (*keys)[16];
+    pthread_mutex_t *running; /* per key: held while a fn for it runs */
+    pthread_mutex_t progress_mu;
+    size_t progress;
+};
+
+static unsigned env_or(const char *name, unsigned fallback)
+{
+    const char *s = getenv(name);
+    return s != NULL && atoi(s) > 0 ? (unsigned)atoi(s) : fallback;
+}
+
+struct call_ctx {
+    struct worker *w;
+    unsigned key;
+};
+
+/* One flight's work. The trylock proves that no other fn for the key is
+ * running; the yields widen the window in which followers can join. */
+static int leader_fn(void *arg, void **val)
+{
+    struct call_ctx *c = arg;
+    struct worker *w = c->w;
+    pthread_mutex_t *running = &w->s->running[c->key];
+    bool alone = pthread_mutex_trylock(running) == 0;
+    w->overlaps += !alone;
+    for (int i = 0; i < 3; i++)
+        sched_yield();
+    if (alone)
+        pthread_mutex_unlock(running);
+    uint64_t seq = w->flights++;
+    uint64_t v = ((uint64_t)w->id << (SEQ_BITS + KEY_BITS)) |
+                 (seq << KEY_BITS) | c->key;
+    *val = (void *)(uintptr_t)v;
+    return seq % 7 == 0 ? EIO : 0; /* some flights fail: all share it */
+}
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    for (size_t i = 0; i < w->ncalls; i++) {
+        w->rng ^= w->rng << 13;
+        w->rng ^= w->rng >> 17;
+        w->rng ^= w->rng << 5;
+        struct call_ctx c = {w, w->rng % w->s->nkeys};
+        void *v = NULL;
+        struct entry *e = &w->log[i];
+        w->keys[i] = c.key;
+        e->rc = sc_do_ex(w->s->g, w->s->keys[c.key], leader_fn, &c, &v,
+                         &e->fresh);
+        e->value = (uint64_t)(uintptr_t)v;
+        if ((e->value & ((1u << KEY_BITS) - 1)) != c.key)
+            w->wrong_key++;
+        if ((i & 255) == 255 || i + 1 == w->ncalls) {
+            pthread_mutex_lock(&w->s->progress_mu);
+            w->s->progress += (i & 255) + 1;
+            pthread_mutex_unlock(&w->s->progress_mu);
+        }
+    }
+    return NULL;
+}
+
+static size_t progress(struct stress *s)
+{
+    pthread_mutex_lock(&s->progress_mu);
+    size_t n = s->progress;
+    pthread_mutex_unlock(&s->progress_mu);
+    return n;
+}
+
+/* Joins t, failing the run if no call completes for TU_TIMEOUT_S. */
+static void join_watching(struct stress *s, pthread_t t)
+{
+    size_t seen = progress(s);
+    time_t last = time(NULL);
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        if (pthread_timedjoin_np(t, NULL, &until) == 0)
+            return;
+        size_t now = progress(s);
+        if (now != seen) {
+            seen = now;
+            last = time(NULL);
+        } else if (time(NULL) - last >= TU_TIMEOUT_S) {
+            fprintf(stderr, "\nHANG: no call completed in %d s (%zu done)\n",
+                    TU_TIMEOUT_S, now);
+            abort();
+        }
+    }
+}
+
+static void stress(void)
+{
+    unsigned nthreads = env_or("SC_STRESS_THREADS", 32);
+    unsigned ncalls = env_or("SC_STRESS_CALLS", 200000);
+    struct stress s = {.g = sc_new(), .nkeys = env_or("SC_STRESS_KEYS", 256)};
+    CU_ASSERT_FATAL(s.g != NULL && s.nkeys < (1u << KEY_BITS) &&
+                    nthreads < 256 && ncalls / nthreads < (1u << SEQ_BITS));
+    s.keys = calloc(s.nkeys, sizeof *s.keys);
+    s.running = calloc(s.nkeys, sizeof *s.running);
+    struct worker *w = calloc(nthreads, sizeof *w);
+    pthread_t *t = calloc(nthreads, sizeof *t);
+    CU_ASSERT_FATAL(s.keys && s.running && w && t);
+    pthread_mutex_init(&s.progress_mu, NULL);
+    for (unsigned k = 0; k < s.nkeys; k++) {
+        snprintf(s.keys[k], sizeof s.keys[k], "key%u", k);
+        pthread_mutex_init(&s.running[k], NULL);
+    }
+    for (unsigned i = 0; i < nthreads; i++) {
+        w[i] = (struct worker){.s = &s, .id = i, .rng = 2463534242u + i};
+        w[i].ncalls = ncalls / nthreads + (i < ncalls % nthreads);
+        w[i].log = calloc(w[i].ncalls, sizeof *w[i].log);
+        w[i].keys = calloc(w[i].ncalls, sizeof *w[i].keys);
+        CU_ASSERT_FATAL(w[i].log && w[i].keys);
+    }
+    for (unsigned i = 0; i < nthreads; i++)
+        t[i] = tu_spawn(work, &w[i]);
+    for (unsigned i = 0; i < nthreads; i++)
+        join_watching(&s, t[i]);
+
+    /* Tally: for each flight, its callers and its fresh callers. */
+    uint32_t **callers = calloc(nthreads, sizeof *callers);
+    uint32_t **fresh = calloc(nthreads, sizeof *fresh);
+    CU_ASSERT_FATAL(callers && fresh);
+    size_t flights = 0, calls = 0, bad_value = 0, bad_code = 0;
+    size_t bad_fresh = 0, overlaps = 0, wrong_key = 0;
+    for (unsigned i = 0; i < nthreads; i++) {
+        callers[i] = calloc(w[i].flights + 1, sizeof **callers);
+        fresh[i] = calloc(w[i].flights + 1, sizeof **fresh);
+        CU_ASSERT_FATAL(callers[i] && fresh[i]);
+        flights += w[i].flights;
+        overlaps += w[i].overlaps;
+        wrong_key += w[i].wrong_key;
+    }
+    for (unsigned i = 0; i < nthreads; i++)
+        for (size_t j = 0; j < w[i].ncalls; j++) {
+            struct entry *e = &w[i].log[j];
+            uint64_t leader = e->value >> (SEQ_BITS + KEY_BITS);
+            uint64_t seq = (e->value >> KEY_BITS) & ((1u << SEQ_BITS) - 1);
+            if (leader >= nthreads || seq >= w[leader].flights) {
+                bad_value++;
+                continue;
+            }
+            calls++;
+            callers[leader][seq]++;
+            fresh[leader][seq] += e->fresh;
+            bad_fresh += e->fresh && leader != i; /* fresh: ran fn itself */
+            bad_code += e->rc != (seq % 7 == 0 ? EIO : 0);
+            bad_value += (e->value & ((1u << KEY_BITS) - 1)) != w[i].keys[j];
+        }
+    size_t orphan = 0, not_one_fresh = 0;
+    for (unsigned i = 0; i < nthreads; i++)
+        for (uint64_t f = 0; f < w[i].flights; f++) {
+            orphan += callers[i][f] == 0;
+            not_one_fresh += fresh[i][f] != 1;
+        }
+    printf("(%u threads, %zu calls, %zu flights, %zu shared) ", nthreads,
+           calls, flights, calls - flights);
+    CU_ASSERT_EQUAL(calls, ncalls);
+    CU_ASSERT_EQUAL(bad_value, 0);
+    CU_ASSERT_EQUAL(wrong_key, 0);
+    CU_ASSERT_EQUAL(bad_code, 0);
+    CU_ASSERT_EQUAL(overlaps, 0);      /* one flight per key at a time */
+    CU_ASSERT_EQUAL(orphan, 0);        /* every flight had its leader */
+    CU_ASSERT_EQUAL(not_one_fresh, 0); /* and only one */
+    CU_ASSERT_EQUAL(bad_fresh, 0);
+    CU_ASSERT(calls > flights); /* followers did share: the test has teeth */
+    tu_free_group(s.g);
+
+    for (unsigned i = 0; i < nthreads; i++) {
+        free(callers[i]);
+        free(fresh[i]);
+        free(w[i].log);
+        free(w[i].keys);
+    }
+    for (unsigned k = 0; k < s.nkeys; k++)
+        pthread_mutex_destroy(&s.running[k]);
+    pthread_mutex_destroy(&s.progress_mu);
+    free(callers);
+    free(fresh);
+    free(s.keys);
+    free(s.running);
+    free(w);
+    free(t);
+}
+
+int main(void)
+{
+    static const struct tu_test tests[] = {
+        {"every flight: fn once, one fresh caller, all callers its result",
+         stress},
+        {NULL, NULL},
+    };
+    return tu_run_suite("stress", tests);
+}

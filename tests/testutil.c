@@ -1,0 +1,155 @@
+/* testutil.c - see testutil.h. */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
+
+#include "testutil.h"
+
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static void hang(const char *what)
+{
+    fprintf(stderr, "\nHANG: %s (no progress in %d s)\n", what, TU_TIMEOUT_S);
+    abort();
+}
+
+static struct timespec deadline(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += TU_TIMEOUT_S;
+    return t;
+}
+
+pthread_t tu_spawn(void *(*body)(void *), void *arg)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, body, arg) != 0) {
+        perror("pthread_create");
+        abort();
+    }
+    return t;
+}
+
+void tu_join(pthread_t t, const char *what)
+{
+    struct timespec until = deadline();
+    if (pthread_timedjoin_np(t, NULL, &until) != 0)
+        hang(what);
+}
+
+void tu_gate_init(struct tu_gate *g)
+{
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->count = 0;
+}
+
+void tu_gate_destroy(struct tu_gate *g)
+{
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+}
+
+void tu_gate_raise(struct tu_gate *g, int by)
+{
+    pthread_mutex_lock(&g->mu);
+    g->count += by;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+bool tu_gate_wait(struct tu_gate *g, int n)
+{
+    struct timespec until = deadline();
+    int rc = 0;
+    pthread_mutex_lock(&g->mu);
+    while (g->count < n && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&g->cv, &g->mu, &until);
+    bool reached = g->count >= n;
+    pthread_mutex_unlock(&g->mu);
+    return reached;
+}
+
+void tu_gate_expect(struct tu_gate *g, int n, const char *what)
+{
+    if (!tu_gate_wait(g, n))
+        hang(what);
+}
+
+/* The view into the kit's condition wait (see testutil.h). Its state is
+ * guarded by parked.mu, which is taken inside the kit's lock, never around it. */
+static struct tu_gate parked = {PTHREAD_MUTEX_INITIALIZER,
+                                PTHREAD_COND_INITIALIZER, 0};
+static unsigned parked_round = 1;
+static _Thread_local unsigned parked_in_round;
+static int spurious_left;
+
+int __real_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu);
+int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu);
+
+int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
+{
+    pthread_mutex_lock(&parked.mu);
+    if (parked_in_round != parked_round) {
+        parked_in_round = parked_round;
+        parked.count++;
+        pthread_cond_broadcast(&parked.cv);
+    }
+    bool spurious = spurious_left > 0;
+    spurious_left -= spurious;
+    pthread_mutex_unlock(&parked.mu);
+    if (spurious) { /* wake up without a signal, as POSIX allows */
+        pthread_mutex_unlock(mu);
+        pthread_mutex_lock(mu);
+        return 0;
+    }
+    return __real_pthread_cond_wait(cv, mu);
+}
+
+void tu_parked_reset(void)
+{
+    pthread_mutex_lock(&parked.mu);
+    parked.count = 0;
+    parked_round++;
+    pthread_mutex_unlock(&parked.mu);
+}
+
+void tu_parked_expect(int n, const char *what)
+{
+    tu_gate_expect(&parked, n, what);
+}
+
+void tu_spurious(int n)
+{
+    pthread_mutex_lock(&parked.mu);
+    spurious_left = n;
+    pthread_mutex_unlock(&parked.mu);
+}
+
+void tu_free_group(sc_group *g)
+{
+    CU_ASSERT_EQUAL_FATAL(sc_free(g), 0);
+}
+
+int tu_run_suite(const char *suite, const struct tu_test *tests)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    CU_pSuite s = CU_add_suite(suite, NULL, NULL);
+    for (const struct tu_test *t = tests; s != NULL && t->name != NULL; t++)
+        if (CU_add_test(s, t->name, t->fn) == NULL)
+            s = NULL;
+    if (s == NULL) {
+        fprintf(stderr, "%s: %s\n", suite, CU_get_error_msg());
+        CU_cleanup_registry();
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    int failed = (int)CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return failed == 0 ? 0 : 1;
+}
