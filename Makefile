@@ -98,7 +98,7 @@ lint:
 	clang-format --dry-run -Werror $(LINT_C)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
 	    --std=c11 --inline-suppr -Isrc $(LINT_C)
-	clang-tidy --quiet $(filter %.c,$(LINT_C)) -- $(STD) $(CPPFLAGS)
+	clang-tidy --quiet $(filter %.c,$(LINT_C)) -- $(STD) $(CPPFLAGS) -D_GNU_SOURCE
 
 clean:
 	rm -rf $(B)

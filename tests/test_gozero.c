@@ -64,8 +64,8 @@ static int bar_when_all_parked(void *arg, void **val)
 struct caller {
     struct held *h;
     const char *key;
-    int rc;
     void *val;
+    int rc;
     bool fresh;
 };
 
@@ -82,7 +82,7 @@ enum { N = 10 };
 /* Runs N callers of one key; returns how many were fresh. */
 static int run_ten(struct held *h, struct caller *c)
 {
-    pthread_t t[N];
+    struct tu_thread *t[N];
     tu_parked_reset();
     for (int i = 0; i < N; i++) {
         c[i] = (struct caller){.h = h, .key = h->key};
@@ -122,7 +122,7 @@ static void do_diff_dup_suppress(void)
     struct held h = {.g = sc_new(), .followers = K - DISTINCT};
     tu_gate_init(&h.runs);
     struct caller c[K];
-    pthread_t t[K];
+    struct tu_thread *t[K];
     tu_parked_reset();
     for (int i = 0; i < K; i++) {
         c[i] = (struct caller){.h = &h, .key = keys[i]};

@@ -19,14 +19,12 @@
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
 void __real_free(void *p);
-int __real_pthread_mutex_init(pthread_mutex_t *m,
-                              const pthread_mutexattr_t *a);
+int __real_pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a);
 int __real_pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *a);
 void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t size);
 void __wrap_free(void *p);
-int __wrap_pthread_mutex_init(pthread_mutex_t *m,
-                              const pthread_mutexattr_t *a);
+int __wrap_pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a);
 int __wrap_pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *a);
 
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -244,7 +242,7 @@ static void failures_leave_other_flights_alone(void)
     tu_gate_init(&h.release);
     long base = live_blocks();
     struct caller c[N];
-    pthread_t t[N];
+    struct tu_thread *t[N];
     tu_parked_reset();
     for (int i = 0; i < N; i++) {
         c[i] = (struct caller){.h = &h};
@@ -276,8 +274,7 @@ int main(void)
     static const struct tu_test tests[] = {
         {"sc_new fails cleanly at every point", sc_new_fails_cleanly},
         {"a leader fails cleanly at every point", leader_fails_cleanly},
-        {"map growth fails cleanly at every point",
-         map_growth_fails_cleanly},
+        {"map growth fails cleanly at every point", map_growth_fails_cleanly},
         {"failures leave other flights alone; records die with the flight",
          failures_leave_other_flights_alone},
         {NULL, NULL},

@@ -11,8 +11,6 @@
  * the logs after the joins. A watchdog fails the run when no call completes
  * for TU_TIMEOUT_S seconds (a lost wake-up shows up only as a hang).
  */
-#define _GNU_SOURCE /* pthread_timedjoin_np */
-
 #include "testutil.h"
 
 #include <errno.h>
@@ -78,8 +76,8 @@ static int leader_fn(void *arg, void **val)
     if (alone)
         pthread_mutex_unlock(running);
     uint64_t seq = w->flights++;
-    uint64_t v = ((uint64_t)w->id << (SEQ_BITS + KEY_BITS)) |
-                 (seq << KEY_BITS) | c->key;
+    uint64_t v =
+        ((uint64_t)w->id << (SEQ_BITS + KEY_BITS)) | (seq << KEY_BITS) | c->key;
     *val = (void *)(uintptr_t)v;
     return seq % 7 == 0 ? EIO : 0; /* some flights fail: all share it */
 }
@@ -95,8 +93,8 @@ static void *work(void *arg)
         void *v = NULL;
         struct entry *e = &w->log[i];
         w->keys[i] = c.key;
-        e->rc = sc_do_ex(w->s->g, w->s->keys[c.key], leader_fn, &c, &v,
-                         &e->fresh);
+        e->rc =
+            sc_do_ex(w->s->g, w->s->keys[c.key], leader_fn, &c, &v, &e->fresh);
         e->value = (uint64_t)(uintptr_t)v;
         if ((e->value & ((1u << KEY_BITS) - 1)) != c.key)
             w->wrong_key++;
@@ -118,20 +116,11 @@ static size_t progress(struct stress *s)
 }
 
 /* Joins t, failing the run if no call completes for TU_TIMEOUT_S. */
-static void join_watching(struct stress *s, pthread_t t)
+static void join_watching(struct stress *s, struct tu_thread *t)
 {
     size_t seen = progress(s);
     time_t last = time(NULL);
-    for (;;) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
-        if (pthread_timedjoin_np(t, NULL, &until) == 0)
-            return;
+    while (!tu_join_within(t, 100)) {
         size_t now = progress(s);
         if (now != seen) {
             seen = now;
@@ -154,7 +143,7 @@ static void stress(void)
     s.keys = calloc(s.nkeys, sizeof *s.keys);
     s.running = calloc(s.nkeys, sizeof *s.running);
     struct worker *w = calloc(nthreads, sizeof *w);
-    pthread_t *t = calloc(nthreads, sizeof *t);
+    struct tu_thread **t = calloc(nthreads, sizeof *t);
     CU_ASSERT_FATAL(s.keys && s.running && w && t);
     pthread_mutex_init(&s.progress_mu, NULL);
     for (unsigned k = 0; k < s.nkeys; k++) {
@@ -209,8 +198,8 @@ static void stress(void)
             orphan += callers[i][f] == 0;
             not_one_fresh += fresh[i][f] != 1;
         }
-    printf("(%u threads, %zu calls, %zu flights, %zu shared) ", nthreads,
-           calls, flights, calls - flights);
+    printf("(%u threads, %zu calls, %zu flights, %zu shared) ", nthreads, calls,
+           flights, calls - flights);
     CU_ASSERT_EQUAL(calls, ncalls);
     CU_ASSERT_EQUAL(bad_value, 0);
     CU_ASSERT_EQUAL(wrong_key, 0);

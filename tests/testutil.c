@@ -1,10 +1,11 @@
 /* testutil.c - see testutil.h. */
-#define _GNU_SOURCE /* pthread_timedjoin_np */
-
+#define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
 #include <CUnit/Basic.h>
 #include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -15,28 +16,56 @@ static void hang(const char *what)
     abort();
 }
 
-static struct timespec deadline(void)
+static struct timespec deadline(int ms)
 {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += TU_TIMEOUT_S;
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (t.tv_nsec >= 1000000000) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000;
+    }
     return t;
 }
 
-pthread_t tu_spawn(void *(*body)(void *), void *arg)
+static void *run_and_report(void *arg)
 {
-    pthread_t t;
-    if (pthread_create(&t, NULL, body, arg) != 0) {
+    struct tu_thread *t = arg;
+    void *ret = t->body(t->arg);
+    tu_gate_raise(&t->finished, 1);
+    return ret;
+}
+
+struct tu_thread *tu_spawn(void *(*body)(void *), void *arg)
+{
+    struct tu_thread *t = malloc(sizeof *t);
+    if (t == NULL) {
+        perror("tu_spawn");
+        abort();
+    }
+    *t = (struct tu_thread){.body = body, .arg = arg};
+    tu_gate_init(&t->finished);
+    if (pthread_create(&t->id, NULL, run_and_report, t) != 0) {
         perror("pthread_create");
         abort();
     }
     return t;
 }
 
-void tu_join(pthread_t t, const char *what)
+bool tu_join_within(struct tu_thread *t, int ms)
 {
-    struct timespec until = deadline();
-    if (pthread_timedjoin_np(t, NULL, &until) != 0)
+    if (!tu_gate_wait_ms(&t->finished, 1, ms))
+        return false;
+    pthread_join(t->id, NULL);
+    tu_gate_destroy(&t->finished);
+    free(t);
+    return true;
+}
+
+void tu_join(struct tu_thread *t, const char *what)
+{
+    if (!tu_join_within(t, TU_TIMEOUT_S * 1000))
         hang(what);
 }
 
@@ -63,7 +92,12 @@ void tu_gate_raise(struct tu_gate *g, int by)
 
 bool tu_gate_wait(struct tu_gate *g, int n)
 {
-    struct timespec until = deadline();
+    return tu_gate_wait_ms(g, n, TU_TIMEOUT_S * 1000);
+}
+
+bool tu_gate_wait_ms(struct tu_gate *g, int n, int ms)
+{
+    struct timespec until = deadline(ms);
     int rc = 0;
     pthread_mutex_lock(&g->mu);
     while (g->count < n && rc != ETIMEDOUT)
@@ -134,11 +168,33 @@ void tu_free_group(sc_group *g)
     CU_ASSERT_EQUAL_FATAL(sc_free(g), 0);
 }
 
+/* The per-test watchdog: a test that deadlocks its own thread, where no
+ * bounded wait can see it, is stopped by SIGALRM. */
+static void test_ran_too_long(int sig)
+{
+    static const char msg[] = "\nHANG: the test ran past its time limit\n";
+    (void)sig;
+    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    abort();
+}
+
+static void arm_watchdog(void)
+{
+    signal(SIGALRM, test_ran_too_long);
+    alarm(TU_TEST_LIMIT_S);
+}
+
+static void disarm_watchdog(void)
+{
+    alarm(0);
+}
+
 int tu_run_suite(const char *suite, const struct tu_test *tests)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
-    CU_pSuite s = CU_add_suite(suite, NULL, NULL);
+    CU_pSuite s = CU_add_suite_with_setup_and_teardown(
+        suite, NULL, NULL, arm_watchdog, disarm_watchdog);
     for (const struct tu_test *t = tests; s != NULL && t->name != NULL; t++)
         if (CU_add_test(s, t->name, t->fn) == NULL)
             s = NULL;

@@ -4,7 +4,8 @@
  *
  * Every wait here is bounded by TU_TIMEOUT_S. A wait that runs out prints
  * "HANG: <what>" and aborts the process, so a deadlock fails the suite
- * instead of stalling it.
+ * instead of stalling it; a watchdog stops any test that runs past
+ * TU_TEST_LIMIT_S, which catches a thread that deadlocks on itself.
  *
  * The tests link with ld's --wrap=pthread_cond_wait, so every call the kit
  * makes to pthread_cond_wait goes through this file first. That is how a
@@ -22,11 +23,10 @@
 #include "sharedcalls.h"
 
 #define TU_TIMEOUT_S 30
-
-/* Starts a thread; aborts if that fails. */
-pthread_t tu_spawn(void *(*body)(void *), void *arg);
-/* Joins t within TU_TIMEOUT_S, or reports "HANG: what" and aborts. */
-void tu_join(pthread_t t, const char *what);
+/* No single test may take longer than this (a watchdog aborts it). */
+#ifndef TU_TEST_LIMIT_S
+#define TU_TEST_LIMIT_S 240
+#endif
 
 /* A counter that threads raise and others wait on: a start gate, a
  * rendezvous, a count of arrivals. */
@@ -35,11 +35,29 @@ struct tu_gate {
     pthread_cond_t cv;
     int count;
 };
+
+/* A test thread. Its body raises `finished` on the way out; a join waits
+ * for that with a time limit, then calls pthread_join, so the race tools
+ * see the join (they do not understand pthread_timedjoin_np). */
+struct tu_thread {
+    pthread_t id;
+    struct tu_gate finished;
+    void *(*body)(void *);
+    void *arg;
+};
+/* Starts body(arg) on a new thread; aborts if that fails. */
+struct tu_thread *tu_spawn(void *(*body)(void *), void *arg);
+/* Joins t and frees it, or reports "HANG: what" and aborts. */
+void tu_join(struct tu_thread *t, const char *what);
+/* Joins t and frees it if it finishes within ms milliseconds. */
+bool tu_join_within(struct tu_thread *t, int ms);
 void tu_gate_init(struct tu_gate *g);
 void tu_gate_destroy(struct tu_gate *g);
 void tu_gate_raise(struct tu_gate *g, int by);
 /* Waits until count >= n; false if TU_TIMEOUT_S passed first. */
 bool tu_gate_wait(struct tu_gate *g, int n);
+/* The same with a limit of ms milliseconds. */
+bool tu_gate_wait_ms(struct tu_gate *g, int n, int ms);
 /* tu_gate_wait that aborts with "HANG: what" instead of returning false. */
 void tu_gate_expect(struct tu_gate *g, int n, const char *what);
 
