@@ -95,6 +95,7 @@ install: $(LIB_A) $(B)/libsharedcalls.so
 
 LINT_C := $(wildcard src/*.[ch] demos/*.c tests/*.[ch])
 lint:
+	@scripts/deps.sh lint
 	clang-format --dry-run -Werror $(LINT_C)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
 	    --std=c11 --inline-suppr -Isrc $(LINT_C)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # deps.sh - installs the Debian packages the kit needs, and only those missing.
 #
-#   scripts/deps.sh      check, and install what is missing (as root)
+#   scripts/deps.sh          what make, make check and make demo need
+#   scripts/deps.sh lint     also what make lint needs
 #
 # As root it runs apt-get; as anyone else it prints the exact command and
 # exits 1. With nothing missing it installs nothing and exits 0 at once.
@@ -11,6 +12,12 @@ set -eu
 # build-essential: gcc and make; libcunit1-dev: the tests; uthash-dev: the
 # calls map; valgrind: memcheck and Helgrind; pkg-config: the install check.
 packages="build-essential libcunit1-dev uthash-dev valgrind pkg-config"
+for group in "$@"; do
+    case $group in
+    lint) packages="$packages clang-format clang-tidy cppcheck" ;;
+    *) echo "deps.sh: unknown group '$group' (known: lint)" >&2 && exit 2 ;;
+    esac
+done
 
 [ "${SC_NO_DEPS:-0}" = 1 ] && exit 0
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -143,7 +143,7 @@ static void stress(void)
     s.keys = calloc(s.nkeys, sizeof *s.keys);
     s.running = calloc(s.nkeys, sizeof *s.running);
     struct worker *w = calloc(nthreads, sizeof *w);
-    struct tu_thread **t = calloc(nthreads, sizeof *t);
+    struct tu_thread **t = calloc(nthreads, sizeof(struct tu_thread *));
     CU_ASSERT_FATAL(s.keys && s.running && w && t);
     pthread_mutex_init(&s.progress_mu, NULL);
     for (unsigned k = 0; k < s.nkeys; k++) {
