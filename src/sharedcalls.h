@@ -67,14 +67,15 @@ int sc_free(sc_group *g);
  * Calls fn(arg, &v) for key, unless a call for an equal key is already in
  * flight in g, in which case it waits for that call and shares its result.
  *
- * key is any NUL-terminated string, "" included; it is copied, so the
- * caller's buffer may change as soon as sc_do has been entered.
+ * key is any NUL-terminated string shorter than 4 GiB, "" included; it is
+ * copied, so the caller's buffer may change as soon as sc_do has been
+ * entered.
  *
  * Returns:
  *   0           *val is the flight's value.
  *   fn's code   fn failed; every caller of the flight gets the same code,
  *               and *val is whatever fn stored (NULL if nothing).
- *   -EINVAL     g, key, fn or val is NULL.
+ *   -EINVAL     g, key, fn or val is NULL, or key is 4 GiB or longer.
  *   -ENOMEM     the call record could not be allocated.
  * On -EINVAL and -ENOMEM fn was not run and *val is untouched.
  *
