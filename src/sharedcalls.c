@@ -123,13 +123,14 @@ static int make_call(sc_group *g, const char *key, size_t len, sc_fn fn,
     struct sc_result res = {NULL, 0};
     res.err = fn(arg, &res.val); /* go:74 run fn, with no lock held */
 
-    /* go:65 what Go defers until fn has returned happens here */
+    /* go:65 what Go defers runs here, once fn has returned; unlike a defer
+     * it is skipped if fn never returns (longjmp, pthread_exit, cancel) */
     pthread_mutex_lock(&g->lock); /* go:68 */
-    HASH_DEL(g->calls, c);        /* go:69 later callers start a new flight */
-    c->res = res;                 /* go:74 store the result for followers */
     /* go:66 Go deletes before Done; here delete, store and done share one
      * critical section, so no other thread can see them in any order. */
-    c->done = true;                   /* go:71 */
+    HASH_DEL(g->calls, c); /* go:69 later callers start a new flight */
+    c->res = res;          /* go:74 store the result for followers */
+    c->done = true;        /* go:71 */
     pthread_cond_broadcast(&c->wake); /* go:71 wake every follower */
     bool last = release(g, c);
     pthread_mutex_unlock(&g->lock); /* go:70 */

@@ -13,12 +13,19 @@
  *   later     C -------------------------sc_do("k")--[ fn runs ]--> ...
  *
  * Errors are negative errno values (as in libuv); see sc_do.
- * All functions are thread-safe. Groups are independent of each other and
- * the library keeps no global state.
+ * sc_do and sc_do_ex may be called from any number of threads at once.
+ * Groups are independent of each other and the library keeps no global
+ * state.
+ *
+ * Like go-zero's version, this one expects every call to come back: fn must
+ * return (not longjmp out or call pthread_exit), and a thread must not be
+ * cancelled inside sc_do, or the flight never ends and its followers wait
+ * forever.
  */
 #ifndef SHAREDCALLS_H
 #define SHAREDCALLS_H
 
+#include <errno.h> /* the error codes, returned negated */
 #include <stdbool.h>
 
 #ifdef __cplusplus
@@ -56,10 +63,10 @@ sc_group *sc_new(void);
  * Destroys a group that has no call in flight.
  *
  * Returns 0 when g was freed (sc_free(NULL) returns 0 and does nothing), or
- * -EBUSY, freeing nothing, while any caller is still inside sc_do/sc_do_ex
- * on g: a flight is running or its callers have not all read the result.
- * A call that has not yet entered sc_do cannot be seen: stop your threads
- * from calling into g before you free it.
+ * -EBUSY, freeing nothing, while any flight of g is alive: its fn is
+ * running, or some of its callers have yet to read the result.
+ * sc_free cannot see a thread that is about to call sc_do on g: make sure
+ * no thread can call into g any more before you free it.
  */
 int sc_free(sc_group *g);
 
@@ -76,7 +83,8 @@ int sc_free(sc_group *g);
  *   fn's code   fn failed; every caller of the flight gets the same code,
  *               and *val is whatever fn stored (NULL if nothing).
  *   -EINVAL     g, key, fn or val is NULL, or key is 4 GiB or longer.
- *   -ENOMEM     the call record could not be allocated.
+ *   -ENOMEM     no memory for the call record, its condition variable or
+ *               a larger map.
  * On -EINVAL and -ENOMEM fn was not run and *val is untouched.
  *
  * Ownership: every caller of a flight receives the same pointer. It is
