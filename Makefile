@@ -14,8 +14,9 @@ LIBDIR    ?= $(PREFIX)/lib
 INCDIR    ?= $(PREFIX)/include
 
 CFLAGS    ?= -O2 -g
-STD       := -std=c11 -Wall -Wextra -Wpedantic -Werror -pthread
-CPPFLAGS  += -Isrc
+WERROR    ?= -Werror
+STD       := -std=c11 -Wall -Wextra -Wpedantic $(WERROR) -pthread
+CPPFLAGS  += -Isrc -MMD -MP
 B         := build
 
 LIB_SRC   := src/sharedcalls.c
@@ -42,11 +43,11 @@ all: $(LIB_A) $(B)/libsharedcalls.so $(DEMOS) $(TESTS)
 deps:
 	@scripts/deps.sh
 
-$(B)/obj/%.o: src/%.c src/sharedcalls.h | deps
+$(B)/obj/%.o: src/%.c Makefile | deps
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-$(B)/pic/%.o: src/%.c src/sharedcalls.h | deps
+$(B)/pic/%.o: src/%.c Makefile | deps
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -fPIC -c $< -o $@
 
@@ -61,22 +62,22 @@ $(B)/libsharedcalls.so: $(LIB_SO)
 	ln -sf libsharedcalls.so.$(VERSION) $(B)/libsharedcalls.so.$(SOVERSION)
 	ln -sf libsharedcalls.so.$(VERSION) $@
 
-$(B)/demos/%: demos/%.c $(LIB_A) | deps
+$(B)/demos/%: demos/%.c $(LIB_A) Makefile | deps
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $< $(LIB_A) -o $@
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB_A) $(LDLIBS) -o $@
 
-$(TESTUTIL): tests/testutil.c tests/testutil.h | deps
+$(TESTUTIL): tests/testutil.c Makefile | deps
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/tests/test_memory: WRAPS += $(WRAP_MEM)
-$(B)/tests/%: tests/%.c $(TESTUTIL) $(LIB_A) tests/testutil.h
+$(B)/tests/%: tests/%.c $(TESTUTIL) $(LIB_A) Makefile
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $< $(TESTUTIL) $(LIB_A) $(WRAPS) \
-	    -lcunit -o $@
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(TESTUTIL) $(LIB_A) \
+	    $(WRAPS) -lcunit $(LDLIBS) -o $@
 
 check: all
-	@scripts/run-checks $(B)
+	@MAKE="$(MAKE)" scripts/run-checks $(B)
 
 demo: $(DEMOS)
 	$(B)/demos/once
@@ -106,3 +107,4 @@ clean:
 
 .PHONY: all deps check demo install lint clean
 .DELETE_ON_ERROR:
+-include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)

@@ -5,7 +5,7 @@
  *
  *   build/demos/once
  *
- * Exits 1 if the five ids differ or fn ran more than once.
+ * Exits 1 unless fn ran once and all five printed the same id.
  */
 #define _GNU_SOURCE /* getrandom */
 
@@ -24,8 +24,9 @@ enum { ROUND = 5 };
 struct demo {
     sc_group *g;
     pthread_barrier_t start;
-    char id[17]; /* written by the one fn run, read by all five */
-    int runs;    /* written by fn, read after the joins */
+    pthread_mutex_t mu;
+    int runs;            /* how many times fn ran: once, if the kit works */
+    char ids[ROUND][17]; /* one buffer per run of fn */
 };
 
 /* The slow fetch: a second of "database", then a new random id. */
@@ -36,15 +37,17 @@ static int fetch_id(void *arg, void **val)
     uint64_t r;
     if (getrandom(&r, sizeof r, 0) != sizeof r)
         return EIO;
-    snprintf(d->id, sizeof d->id, "%016llx", (unsigned long long)r);
-    d->runs++;
-    *val = d->id;
+    pthread_mutex_lock(&d->mu);
+    char *id = d->ids[d->runs++];
+    pthread_mutex_unlock(&d->mu);
+    snprintf(id, sizeof d->ids[0], "%016llx", (unsigned long long)r);
+    *val = id;
     return 0;
 }
 
 struct caller {
     struct demo *d;
-    const char *id;
+    char id[17]; /* what this caller got */
 };
 
 static void *ask(void *arg)
@@ -53,11 +56,12 @@ static void *ask(void *arg)
     void *val;
     pthread_barrier_wait(&c->d->start); /* all five at the same time */
     int rc = sc_do(c->d->g, "once", fetch_id, c->d, &val);
-    if (rc != 0)
+    if (rc != 0) {
         fprintf(stderr, "sc_do: %s\n", strerror(rc < 0 ? -rc : rc));
-    else
-        puts(val);
-    c->id = rc == 0 ? val : NULL;
+        return NULL;
+    }
+    snprintf(c->id, sizeof c->id, "%s", (const char *)val);
+    puts(c->id);
     return NULL;
 }
 
@@ -69,24 +73,26 @@ int main(void)
         return 1;
     }
     pthread_barrier_init(&d.start, NULL, ROUND);
-    struct caller c[ROUND];
+    pthread_mutex_init(&d.mu, NULL);
+    struct caller c[ROUND] = {0};
     pthread_t t[ROUND];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < ROUND; i++) {
-        c[i] = (struct caller){.d = &d};
+        c[i].d = &d;
         pthread_create(&t[i], NULL, ask, &c[i]);
     }
     int same = 0;
     for (int i = 0; i < ROUND; i++) {
         pthread_join(t[i], NULL);
-        same += c[i].id != NULL && c[i].id == c[0].id;
+        same += c[i].id[0] != '\0' && strcmp(c[i].id, c[0].id) == 0;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) +
                   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("fn ran %d time(s) for %d callers; %d got the same id; %.2f s\n",
            d.runs, ROUND, same, secs);
+    pthread_mutex_destroy(&d.mu);
     pthread_barrier_destroy(&d.start);
     int rc = sc_free(d.g);
     return d.runs == 1 && same == ROUND && rc == 0 ? 0 : 1;

@@ -211,12 +211,13 @@ static void map_growth_fails_cleanly(void)
  * the record and the map's memory are gone. */
 struct held {
     sc_group *g;
-    struct tu_gate release;
+    struct tu_gate entered, release;
 };
 
 static int hold(void *arg, void **val)
 {
     struct held *h = arg;
+    tu_gate_raise(&h->entered, 1);
     tu_gate_expect(&h->release, 1, "the test never released fn");
     *val = "held";
     return 0;
@@ -239,14 +240,15 @@ static void failures_leave_other_flights_alone(void)
 {
     enum { N = 4 };
     struct held h = {.g = sc_new()};
+    tu_gate_init(&h.entered);
     tu_gate_init(&h.release);
     long base = live_blocks();
     struct caller c[N];
-    struct tu_thread *t[N];
+    struct tu_thread t[N];
     tu_parked_reset();
     for (int i = 0; i < N; i++) {
         c[i] = (struct caller){.h = &h};
-        t[i] = tu_spawn(call_held, &c[i]);
+        tu_start(&t[i], call_held, &c[i]);
     }
     tu_parked_expect(N - 1, "followers never parked");
     int runs = 0;
@@ -260,12 +262,45 @@ static void failures_leave_other_flights_alone(void)
     CU_ASSERT_EQUAL(sc_free(h.g), -EBUSY);
     tu_gate_raise(&h.release, 1);
     for (int i = 0; i < N; i++) {
-        tu_join(t[i], "caller of the held flight");
+        tu_join(&t[i], "caller of the held flight");
         CU_ASSERT_EQUAL(c[i].rc, 0);
         CU_ASSERT_STRING_EQUAL(c[i].val, "held");
     }
     CU_ASSERT_EQUAL(live_blocks(), base);
     tu_free_group(h.g);
+    tu_gate_destroy(&h.entered);
+    tu_gate_destroy(&h.release);
+}
+
+/* Semantic 6: the record outlives its leader while a follower has yet to
+ * read it, and the last reader frees it. */
+static void last_reader_frees_the_record(void)
+{
+    struct held h = {.g = sc_new()};
+    tu_gate_init(&h.entered);
+    tu_gate_init(&h.release);
+    long base = live_blocks();
+    struct caller lead = {.h = &h}, follow = {.h = &h};
+    tu_parked_reset();
+    struct tu_thread tl;
+    tu_start(&tl, call_held, &lead);
+    tu_gate_expect(&h.entered, 1, "no leader");
+    struct tu_thread tf;
+    tu_start(&tf, call_held, &follow);
+    tu_parked_expect(1, "follower never parked");
+    tu_hold_wakers();
+    tu_gate_raise(&h.release, 1);
+    tu_join(&tl, "leader");
+    tu_wakers_expect(1, "follower never woke");
+    CU_ASSERT_EQUAL(live_blocks(), base + 1); /* the record, and only it */
+    tu_release_wakers();
+    tu_join(&tf, "follower");
+    CU_ASSERT_EQUAL(lead.rc, 0);
+    CU_ASSERT_EQUAL(follow.rc, 0);
+    CU_ASSERT_PTR_EQUAL(follow.val, lead.val);
+    CU_ASSERT_EQUAL(live_blocks(), base);
+    tu_free_group(h.g);
+    tu_gate_destroy(&h.entered);
     tu_gate_destroy(&h.release);
 }
 
@@ -277,6 +312,7 @@ int main(void)
         {"map growth fails cleanly at every point", map_growth_fails_cleanly},
         {"failures leave other flights alone; records die with the flight",
          failures_leave_other_flights_alone},
+        {"the last reader frees the record", last_reader_frees_the_record},
         {NULL, NULL},
     };
     return tu_run_suite("allocation failure and ownership", tests);

@@ -70,18 +70,18 @@ static void one_flight_shares_error(void)
     flight_init(&f, sc_new(), "k");
     f.err = ENOENT;
     struct caller c[N];
-    struct tu_thread *t[N];
+    struct tu_thread t[N];
     tu_parked_reset();
     for (int i = 0; i < N; i++) {
         c[i] = (struct caller){.f = &f};
-        t[i] = tu_spawn(call, &c[i]);
+        tu_start(&t[i], call, &c[i]);
     }
     tu_gate_expect(&f.runs, 1, "no leader");
     tu_parked_expect(N - 1, "followers never parked");
     tu_gate_raise(&f.release, 1);
     int fresh = 0;
     for (int i = 0; i < N; i++) {
-        tu_join(t[i], "caller");
+        tu_join(&t[i], "caller");
         CU_ASSERT_EQUAL(c[i].rc, ENOENT);
         CU_ASSERT_PTR_EQUAL(c[i].val, (void *)1);
         fresh += c[i].fresh;
@@ -110,28 +110,36 @@ static void no_caching_in_sequence(void)
     flight_destroy(&f);
 }
 
-/* Semantic 2: a caller that arrives once the leader has returned starts a
- * new flight, even if followers of the old one may still be on their way
- * out ("as long as the request is initiated at the same time"). */
+/* Semantics 2 and 6: once the leader has returned, its flight is out of the
+ * map but its record lives on for a follower that has woken and not yet
+ * read the result. A caller arriving then starts a new flight, and the
+ * group is still busy. */
 static void late_caller_starts_new_flight(void)
 {
     struct flight f;
     flight_init(&f, sc_new(), "k");
     struct caller lead = {.f = &f}, follow = {.f = &f}, late = {.f = &f};
     tu_parked_reset();
-    struct tu_thread *tl = tu_spawn(call, &lead);
+    struct tu_thread tl;
+    tu_start(&tl, call, &lead);
     tu_gate_expect(&f.runs, 1, "no leader");
-    struct tu_thread *tf = tu_spawn(call, &follow);
+    struct tu_thread tf;
+    tu_start(&tf, call, &follow);
     tu_parked_expect(1, "follower never parked");
+    tu_hold_wakers();
     tu_gate_raise(&f.release, 1);
-    tu_join(tl, "leader");
+    tu_join(&tl, "leader");
+    tu_wakers_expect(1, "follower never woke");
     call(&late);
-    tu_join(tf, "follower");
+    CU_ASSERT_EQUAL(sc_free(f.g), -EBUSY); /* the follower has yet to read */
+    tu_release_wakers();
+    tu_join(&tf, "follower");
     CU_ASSERT_EQUAL(f.runs.count, 2);
     CU_ASSERT_TRUE(lead.fresh);
     CU_ASSERT_FALSE(follow.fresh);
     CU_ASSERT_TRUE(late.fresh);
-    CU_ASSERT_PTR_EQUAL(follow.val, lead.val);
+    CU_ASSERT_PTR_EQUAL(lead.val, (void *)1);
+    CU_ASSERT_PTR_EQUAL(follow.val, (void *)1);
     CU_ASSERT_PTR_EQUAL(late.val, (void *)2);
     tu_free_group(f.g);
     flight_destroy(&f);
@@ -175,10 +183,12 @@ static void run_meeting(sc_group *g1, const char *k1, sc_group *g2,
     tu_gate_init(&m.here);
     struct meeter a = {.m = &m, .g = g1, .key = k1};
     struct meeter b = {.m = &m, .g = g2, .key = k2};
-    struct tu_thread *ta = tu_spawn(meet_in_fn, &a);
-    struct tu_thread *tb = tu_spawn(meet_in_fn, &b);
-    tu_join(ta, "first fn");
-    tu_join(tb, "second fn");
+    struct tu_thread ta;
+    tu_start(&ta, meet_in_fn, &a);
+    struct tu_thread tb;
+    tu_start(&tb, meet_in_fn, &b);
+    tu_join(&ta, "first fn");
+    tu_join(&tb, "second fn");
     CU_ASSERT_EQUAL(a.rc, 0);
     CU_ASSERT_EQUAL(b.rc, 0);
     CU_ASSERT_PTR_EQUAL(a.met, (void *)1); /* true: both fns ran at once */
@@ -278,18 +288,20 @@ static void key_is_copied(void)
     struct scribble s = {.buf = buf};
     flight_init(&s.f, sc_new(), "key");
     tu_parked_reset();
-    struct tu_thread *tl = tu_spawn(call_scribbling, &s);
+    struct tu_thread tl;
+    tu_start(&tl, call_scribbling, &s);
     tu_gate_expect(&s.f.runs, 1, "no leader");
     CU_ASSERT_STRING_EQUAL(buf, "xxx");
     struct caller follow = {.f = &s.f};
-    struct tu_thread *tf = tu_spawn(call, &follow);
+    struct tu_thread tf;
+    tu_start(&tf, call, &follow);
     tu_parked_expect(1, "follower with an equal key never joined");
     void *v = NULL;
     CU_ASSERT_EQUAL(sc_do(s.f.g, "xxx", echo_arg, "own flight", &v), 0);
     CU_ASSERT_STRING_EQUAL(v, "own flight");
     tu_gate_raise(&s.f.release, 1);
-    tu_join(tl, "leader");
-    tu_join(tf, "follower");
+    tu_join(&tl, "leader");
+    tu_join(&tf, "follower");
     CU_ASSERT_EQUAL(s.rc, 0);
     CU_ASSERT_EQUAL(follow.rc, 0);
     CU_ASSERT_FALSE(follow.fresh);
@@ -316,18 +328,18 @@ static void spurious_wakeups_are_ignored(void)
     flight_init(&f, sc_new(), "k");
     f.err = EXDEV; /* no other test's result: stale memory cannot pass */
     struct caller c[N];
-    struct tu_thread *t[N];
+    struct tu_thread t[N];
     tu_parked_reset();
     tu_spurious(1000);
     for (int i = 0; i < N; i++) {
         c[i] = (struct caller){.f = &f};
-        t[i] = tu_spawn(call, &c[i]);
+        tu_start(&t[i], call, &c[i]);
     }
     tu_gate_expect(&f.runs, 1, "no leader");
     tu_parked_expect(N - 1, "followers never parked");
     tu_gate_raise(&f.release, 1);
     for (int i = 0; i < N; i++) {
-        tu_join(t[i], "caller");
+        tu_join(&t[i], "caller");
         CU_ASSERT_EQUAL(c[i].rc, EXDEV);
         CU_ASSERT_PTR_EQUAL(c[i].val, (void *)1);
     }
@@ -391,11 +403,12 @@ static void free_null_and_busy(void)
     struct flight f;
     flight_init(&f, sc_new(), "k");
     struct caller lead = {.f = &f};
-    struct tu_thread *t = tu_spawn(call, &lead);
+    struct tu_thread t;
+    tu_start(&t, call, &lead);
     tu_gate_expect(&f.runs, 1, "no leader");
     CU_ASSERT_EQUAL(sc_free(f.g), -EBUSY);
     tu_gate_raise(&f.release, 1);
-    tu_join(t, "leader");
+    tu_join(&t, "leader");
     CU_ASSERT_EQUAL(lead.rc, 0);
     tu_free_group(f.g);
     flight_destroy(&f);
@@ -406,7 +419,7 @@ int main(void)
     static const struct tu_test tests[] = {
         {"1 one flight per key; its error is shared", one_flight_shares_error},
         {"2 no caching: sequential calls each run fn", no_caching_in_sequence},
-        {"2 a caller after the leader returned starts a new flight",
+        {"2+6 after the leader returns: a new flight; old record alive",
          late_caller_starts_new_flight},
         {"3 fns for different keys run in parallel", distinct_keys_in_parallel},
         {"4 fn calls its group with another key",

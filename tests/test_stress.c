@@ -39,7 +39,7 @@ struct worker {
     size_t ncalls;
     struct entry *log;
     unsigned *keys; /* the key of each call */
-    unsigned overlaps, wrong_key;
+    unsigned overlaps;
 };
 
 struct stress {
@@ -96,8 +96,6 @@ static void *work(void *arg)
         e->rc =
             sc_do_ex(w->s->g, w->s->keys[c.key], leader_fn, &c, &v, &e->fresh);
         e->value = (uint64_t)(uintptr_t)v;
-        if ((e->value & ((1u << KEY_BITS) - 1)) != c.key)
-            w->wrong_key++;
         if ((i & 255) == 255 || i + 1 == w->ncalls) {
             pthread_mutex_lock(&w->s->progress_mu);
             w->s->progress += (i & 255) + 1;
@@ -143,7 +141,7 @@ static void stress(void)
     s.keys = calloc(s.nkeys, sizeof *s.keys);
     s.running = calloc(s.nkeys, sizeof *s.running);
     struct worker *w = calloc(nthreads, sizeof *w);
-    struct tu_thread **t = calloc(nthreads, sizeof(struct tu_thread *));
+    struct tu_thread *t = calloc(nthreads, sizeof *t);
     CU_ASSERT_FATAL(s.keys && s.running && w && t);
     pthread_mutex_init(&s.progress_mu, NULL);
     for (unsigned k = 0; k < s.nkeys; k++) {
@@ -158,23 +156,22 @@ static void stress(void)
         CU_ASSERT_FATAL(w[i].log && w[i].keys);
     }
     for (unsigned i = 0; i < nthreads; i++)
-        t[i] = tu_spawn(work, &w[i]);
+        tu_start(&t[i], work, &w[i]);
     for (unsigned i = 0; i < nthreads; i++)
-        join_watching(&s, t[i]);
+        join_watching(&s, &t[i]);
 
     /* Tally: for each flight, its callers and its fresh callers. */
     uint32_t **callers = calloc(nthreads, sizeof *callers);
     uint32_t **fresh = calloc(nthreads, sizeof *fresh);
     CU_ASSERT_FATAL(callers && fresh);
     size_t flights = 0, calls = 0, bad_value = 0, bad_code = 0;
-    size_t bad_fresh = 0, overlaps = 0, wrong_key = 0;
+    size_t bad_fresh = 0, overlaps = 0;
     for (unsigned i = 0; i < nthreads; i++) {
         callers[i] = calloc(w[i].flights + 1, sizeof **callers);
         fresh[i] = calloc(w[i].flights + 1, sizeof **fresh);
         CU_ASSERT_FATAL(callers[i] && fresh[i]);
         flights += w[i].flights;
         overlaps += w[i].overlaps;
-        wrong_key += w[i].wrong_key;
     }
     for (unsigned i = 0; i < nthreads; i++)
         for (size_t j = 0; j < w[i].ncalls; j++) {
@@ -201,14 +198,14 @@ static void stress(void)
     printf("(%u threads, %zu calls, %zu flights, %zu shared) ", nthreads, calls,
            flights, calls - flights);
     CU_ASSERT_EQUAL(calls, ncalls);
-    CU_ASSERT_EQUAL(bad_value, 0);
-    CU_ASSERT_EQUAL(wrong_key, 0);
+    CU_ASSERT_EQUAL(bad_value, 0); /* every value is its flight's and key's */
     CU_ASSERT_EQUAL(bad_code, 0);
     CU_ASSERT_EQUAL(overlaps, 0);      /* one flight per key at a time */
     CU_ASSERT_EQUAL(orphan, 0);        /* every flight had its leader */
     CU_ASSERT_EQUAL(not_one_fresh, 0); /* and only one */
     CU_ASSERT_EQUAL(bad_fresh, 0);
-    CU_ASSERT(calls > flights); /* followers did share: the test has teeth */
+    if (nthreads >= 4) /* followers did share: the test has teeth */
+        CU_ASSERT(calls > flights);
     tu_free_group(s.g);
 
     for (unsigned i = 0; i < nthreads; i++) {

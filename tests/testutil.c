@@ -37,20 +37,14 @@ static void *run_and_report(void *arg)
     return ret;
 }
 
-struct tu_thread *tu_spawn(void *(*body)(void *), void *arg)
+void tu_start(struct tu_thread *t, void *(*body)(void *), void *arg)
 {
-    struct tu_thread *t = malloc(sizeof *t);
-    if (t == NULL) {
-        perror("tu_spawn");
-        abort();
-    }
     *t = (struct tu_thread){.body = body, .arg = arg};
     tu_gate_init(&t->finished);
     if (pthread_create(&t->id, NULL, run_and_report, t) != 0) {
         perror("pthread_create");
         abort();
     }
-    return t;
 }
 
 bool tu_join_within(struct tu_thread *t, int ms)
@@ -59,7 +53,6 @@ bool tu_join_within(struct tu_thread *t, int ms)
         return false;
     pthread_join(t->id, NULL);
     tu_gate_destroy(&t->finished);
-    free(t);
     return true;
 }
 
@@ -120,6 +113,11 @@ static struct tu_gate parked = {PTHREAD_MUTEX_INITIALIZER,
 static unsigned parked_round = 1;
 static _Thread_local unsigned parked_in_round;
 static int spurious_left;
+static bool holding;
+static struct tu_gate held = {PTHREAD_MUTEX_INITIALIZER,
+                              PTHREAD_COND_INITIALIZER, 0};
+static struct tu_gate unheld = {PTHREAD_MUTEX_INITIALIZER,
+                                PTHREAD_COND_INITIALIZER, 0};
 
 int __real_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu);
 int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu);
@@ -140,7 +138,17 @@ int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
         pthread_mutex_lock(mu);
         return 0;
     }
-    return __real_pthread_cond_wait(cv, mu);
+    int rc = __real_pthread_cond_wait(cv, mu);
+    pthread_mutex_lock(&parked.mu);
+    bool hold = holding;
+    pthread_mutex_unlock(&parked.mu);
+    if (hold) { /* as if the lock were slow to come back after the wake */
+        pthread_mutex_unlock(mu);
+        tu_gate_raise(&held, 1);
+        tu_gate_expect(&unheld, 1, "the test never released a held follower");
+        pthread_mutex_lock(mu);
+    }
+    return rc;
 }
 
 void tu_parked_reset(void)
@@ -161,6 +169,35 @@ void tu_spurious(int n)
     pthread_mutex_lock(&parked.mu);
     spurious_left = n;
     pthread_mutex_unlock(&parked.mu);
+}
+
+static void gate_reset(struct tu_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->count = 0;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void tu_hold_wakers(void)
+{
+    gate_reset(&held);
+    gate_reset(&unheld);
+    pthread_mutex_lock(&parked.mu);
+    holding = true;
+    pthread_mutex_unlock(&parked.mu);
+}
+
+void tu_wakers_expect(int n, const char *what)
+{
+    tu_gate_expect(&held, n, what);
+}
+
+void tu_release_wakers(void)
+{
+    pthread_mutex_lock(&parked.mu);
+    holding = false;
+    pthread_mutex_unlock(&parked.mu);
+    tu_gate_raise(&unheld, 1);
 }
 
 void tu_free_group(sc_group *g)

@@ -10,8 +10,9 @@
  * The tests link with ld's --wrap=pthread_cond_wait, so every call the kit
  * makes to pthread_cond_wait goes through this file first. That is how a
  * test knows that a follower is parked (it has joined a flight and is
- * waiting for its result), and how it injects spurious wake-ups. The tests'
- * own waits use pthread_cond_timedwait, which is not wrapped.
+ * waiting for its result), how it injects spurious wake-ups, and how it
+ * holds a woken follower back. The tests' own waits use
+ * pthread_cond_timedwait, which is not wrapped.
  */
 #ifndef TESTUTIL_H
 #define TESTUTIL_H
@@ -35,22 +36,6 @@ struct tu_gate {
     pthread_cond_t cv;
     int count;
 };
-
-/* A test thread. Its body raises `finished` on the way out; a join waits
- * for that with a time limit, then calls pthread_join, so the race tools
- * see the join (they do not understand pthread_timedjoin_np). */
-struct tu_thread {
-    pthread_t id;
-    struct tu_gate finished;
-    void *(*body)(void *);
-    void *arg;
-};
-/* Starts body(arg) on a new thread; aborts if that fails. */
-struct tu_thread *tu_spawn(void *(*body)(void *), void *arg);
-/* Joins t and frees it, or reports "HANG: what" and aborts. */
-void tu_join(struct tu_thread *t, const char *what);
-/* Joins t and frees it if it finishes within ms milliseconds. */
-bool tu_join_within(struct tu_thread *t, int ms);
 void tu_gate_init(struct tu_gate *g);
 void tu_gate_destroy(struct tu_gate *g);
 void tu_gate_raise(struct tu_gate *g, int by);
@@ -61,6 +46,23 @@ bool tu_gate_wait_ms(struct tu_gate *g, int n, int ms);
 /* tu_gate_wait that aborts with "HANG: what" instead of returning false. */
 void tu_gate_expect(struct tu_gate *g, int n, const char *what);
 
+/* A test thread, in storage the test owns. Its body raises `finished` on
+ * the way out; a join waits for that with a time limit, then calls
+ * pthread_join, so the race tools see the join (they do not understand
+ * pthread_timedjoin_np). */
+struct tu_thread {
+    pthread_t id;
+    struct tu_gate finished;
+    void *(*body)(void *);
+    void *arg;
+};
+/* Starts body(arg) on a new thread; aborts if that fails. */
+void tu_start(struct tu_thread *t, void *(*body)(void *), void *arg);
+/* Joins t, or reports "HANG: what" and aborts. */
+void tu_join(struct tu_thread *t, const char *what);
+/* Joins t if it finishes within ms milliseconds. */
+bool tu_join_within(struct tu_thread *t, int ms);
+
 /* Starts a new count of parked followers: threads that have entered the
  * kit's condition wait (each thread counts once per tu_parked_reset). */
 void tu_parked_reset(void);
@@ -70,6 +72,15 @@ void tu_parked_expect(int n, const char *what);
 /* Makes the next n calls to the kit's condition wait return at once, as
  * POSIX allows a wait to do (a spurious wake-up). */
 void tu_spurious(int n);
+
+/* From now on, a follower that wakes in the kit's wait stops there, before
+ * it takes the group lock back and reads the result, until
+ * tu_release_wakers. So a test can look at a flight whose leader has
+ * returned while its followers have not. */
+void tu_hold_wakers(void);
+/* Waits until n followers are held, or reports "HANG: what". */
+void tu_wakers_expect(int n, const char *what);
+void tu_release_wakers(void);
 
 /* Asserts that g has no call left and frees it. */
 void tu_free_group(sc_group *g);
