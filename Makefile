@@ -16,7 +16,8 @@ INCDIR    ?= $(PREFIX)/include
 CFLAGS    ?= -O2 -g
 WERROR    ?= -Werror
 STD       := -std=c11 -Wall -Wextra -Wpedantic $(WERROR) -pthread
-CPPFLAGS  += -Isrc -MMD -MP
+CPPFLAGS  += -Isrc
+DEPFLAGS  := -MMD -MP
 B         := build
 
 LIB_SRC   := src/sharedcalls.c
@@ -45,11 +46,11 @@ deps:
 
 $(B)/obj/%.o: src/%.c Makefile | deps
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/pic/%.o: src/%.c Makefile | deps
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -fPIC -c $< -o $@
+	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -fPIC -c $< -o $@
 
 $(LIB_A): $(LIB_OBJ)
 	$(AR) rcs $@ $^
@@ -64,16 +65,16 @@ $(B)/libsharedcalls.so: $(LIB_SO)
 
 $(B)/demos/%: demos/%.c $(LIB_A) Makefile | deps
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB_A) $(LDLIBS) -o $@
+	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB_A) $(LDLIBS) -o $@
 
 $(TESTUTIL): tests/testutil.c Makefile | deps
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/tests/test_memory: WRAPS += $(WRAP_MEM)
 $(B)/tests/%: tests/%.c $(TESTUTIL) $(LIB_A) Makefile
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(TESTUTIL) $(LIB_A) \
+	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(TESTUTIL) $(LIB_A) \
 	    $(WRAPS) -lcunit $(LDLIBS) -o $@
 
 check: all

@@ -67,9 +67,9 @@ static int bar_when_all_parked(void *arg, void **val)
 struct caller {
     struct held *h;
     const char *key;
-    bool ex; /* DoEx, not Do */
     void *val;
     int rc;
+    bool ex; /* DoEx, not Do */
     bool fresh;
 };
 
