@@ -26,6 +26,8 @@
 #define HASH_NONFATAL_OOM 1 /* a failed insert returns; it must not exit() */
 #include <uthash.h>
 
+#include "zoo.h" /* MUTANT(name): the bug zoo's mistakes, off by default */
+
 /* What a flight produced: fn's value and code. */
 struct sc_result {
     void *val;
@@ -125,14 +127,37 @@ static int make_call(sc_group *g, const char *key, size_t len, sc_fn fn,
 
     /* go:65 what Go defers runs here, once fn has returned; unlike a defer
      * it is skipped if fn never returns (longjmp, pthread_exit, cancel) */
+#if MUTANT(delete_unlocked) /* zoo: the map changes under others' lookups */
+    HASH_DEL(g->calls, c);
+    pthread_mutex_lock(&g->lock);
+#elif MUTANT(done_before_delete) /* zoo: the delete moves below */
+    pthread_mutex_lock(&g->lock);
+#else
     pthread_mutex_lock(&g->lock); /* go:68 */
     /* go:66 Go deletes before Done; here delete, store and done share one
      * critical section, so no other thread can see them in any order. */
     HASH_DEL(g->calls, c); /* go:69 later callers start a new flight */
-    c->res = res;          /* go:74 store the result for followers */
-    c->done = true;        /* go:71 */
+#endif
+#if MUTANT(publish_before_write) /* zoo: done first, then an unlocked store */
+    c->done = true;
+    pthread_cond_broadcast(&c->wake);
+    pthread_mutex_unlock(&g->lock);
+    c->res = res; /* woken followers may have read c->res already */
+    pthread_mutex_lock(&g->lock);
+#else
+    c->res = res;                     /* go:74 store the result for followers */
+    c->done = true;                   /* go:71 */
     pthread_cond_broadcast(&c->wake); /* go:71 wake every follower */
+#endif
+#if MUTANT(done_before_delete) /* zoo: go-zero's warned-against order */
+    pthread_mutex_unlock(&g->lock);
+    pthread_mutex_lock(&g->lock); /* a late caller may join c here, done */
+    HASH_DEL(g->calls, c);
+#endif
     bool last = release(g, c);
+#if MUTANT(early_free) /* zoo: freed though followers still hold it */
+    last = true;
+#endif
     pthread_mutex_unlock(&g->lock); /* go:70 */
     if (last)
         call_free(c); /* c-only: no follower joined */
@@ -157,13 +182,24 @@ int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg, void **val,
 
     struct sc_call *c;
     struct sc_result res;
-    pthread_mutex_lock(&g->lock);         /* go:36 go:48 */
+#if MUTANT(lookup_unlocked) /* zoo: the map read while others change it */
+    HASH_FIND(hh, g->calls, key, len, c);
+    pthread_mutex_lock(&g->lock);
+#else
+    pthread_mutex_lock(&g->lock);     /* go:36 go:48 */
     HASH_FIND(hh, g->calls, key, len, c); /* go:37 go:49 a flight for key? */
+#endif
     if (c != NULL) {
         c->refs++; /* c-only: keeps c alive until this follower has read it */
+#if MUTANT(wait_no_predicate) /* zoo: Go's unlock-then-wait, done unchecked */
+        pthread_mutex_unlock(&g->lock);
+        pthread_mutex_lock(&g->lock); /* the leader may finish in between, */
+        pthread_cond_wait(&c->wake, &g->lock); /* and then nobody wakes us */
+#else
         /* go:39 go:51 wait for done, rechecked after every wake-up */
         while (!c->done)
             pthread_cond_wait(&c->wake, &g->lock); /* go:38 go:50 unlocks */
+#endif
         res = c->res;
         bool last = release(g, c);
         pthread_mutex_unlock(&g->lock); /* c-only: the wait relocked it */
