@@ -3,9 +3,15 @@
 #   make            the libraries, demos and tests, into build/
 #   make check      every test suite and check
 #   make demo       the demos a newcomer should see first
+#   make race       every suite and demo under Helgrind, DRD, memcheck,
+#                   ThreadSanitizer and AddressSanitizer (race-<tool>: one)
+#   make race-zoo   the bug zoo: each classic mistake, and who catches it
 #   make install    PREFIX (/usr/local) and DESTDIR are honoured
 #   make lint       clang-format, cppcheck and clang-tidy
 #   make clean
+#
+# Variants build into folders of their own: B=build/tsan SAN=thread builds
+# with a sanitizer, MUTANT=<name> with one of src/zoo.h's mistakes.
 
 VERSION   := 0.1.0
 SOVERSION := 0
@@ -15,10 +21,22 @@ INCDIR    ?= $(PREFIX)/include
 
 CFLAGS    ?= -O2 -g
 WERROR    ?= -Werror
-STD       := -std=c11 -Wall -Wextra -Wpedantic $(WERROR) -pthread
-CPPFLAGS  += -Isrc
+SAN       ?=
+MUTANT    ?=
+SANFLAGS  := $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer \
+             -fno-sanitize-recover=all)
+STD       := -std=c11 -Wall -Wextra -Wpedantic $(WERROR) -pthread $(SANFLAGS)
+CPPFLAGS  += -Isrc $(if $(MUTANT),-DSC_MUTANT=$(MUTANT))
 DEPFLAGS  := -MMD -MP
-B         := build
+B         ?= build
+
+# Flags are not tracked as dependencies: a variant built into build/ would
+# leave objects a later plain build takes for its own.
+ifneq ($(SAN)$(MUTANT),)
+ifeq ($(B),build)
+$(error SAN= and MUTANT= builds need a folder of their own: add B=build/NAME)
+endif
+endif
 
 LIB_SRC   := src/sharedcalls.c
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
@@ -40,6 +58,7 @@ WRAP_MEM  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=free \
 WRAPS     := $(WRAP_WAIT)
 
 all: $(LIB_A) $(B)/libsharedcalls.so $(DEMOS) $(TESTS)
+programs: $(DEMOS) $(TESTS)
 
 deps:
 	@scripts/deps.sh
@@ -83,6 +102,17 @@ check: all
 demo: $(DEMOS)
 	$(B)/demos/once
 
+RACE_TOOLS := helgrind drd memcheck tsan asan
+race: all
+	@scripts/deps.sh race
+	@MAKE="$(MAKE)" scripts/race.sh $(RACE_TOOLS)
+$(RACE_TOOLS:%=race-%): all
+	@scripts/deps.sh race
+	@MAKE="$(MAKE)" scripts/race.sh $(@:race-%=%)
+race-zoo: | deps
+	@scripts/deps.sh race
+	@MAKE="$(MAKE)" scripts/zoo.sh
+
 install: $(LIB_A) $(B)/libsharedcalls.so
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 src/sharedcalls.h $(DESTDIR)$(INCDIR)/
@@ -106,6 +136,7 @@ lint:
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps check demo install lint clean
+.PHONY: all programs deps check demo race $(RACE_TOOLS:%=race-%) race-zoo \
+        install lint clean
 .DELETE_ON_ERROR:
--include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
+-include $(wildcard $(B)/obj/*.d $(B)/pic/*.d $(B)/demos/*.d $(B)/tests/*.d)

@@ -3,6 +3,7 @@
 #
 #   scripts/deps.sh          what make, make check and make demo need
 #   scripts/deps.sh lint     also what make lint needs
+#   scripts/deps.sh race     also what make race and make race-zoo need
 #
 # As root it runs apt-get; as anyone else it prints the exact command and
 # exits 1. With nothing missing it installs nothing and exits 0 at once.
@@ -15,7 +16,10 @@ packages="build-essential libcunit1-dev uthash-dev valgrind pkg-config"
 for group in "$@"; do
     case $group in
     lint) packages="$packages clang-format clang-tidy cppcheck" ;;
-    *) echo "deps.sh: unknown group '$group' (known: lint)" >&2 && exit 2 ;;
+    # valgrind-dbg: Valgrind's own frames get names in reports and in any
+    # suppression; gcc's sanitizer runtimes come with build-essential.
+    race) packages="$packages valgrind-dbg" ;;
+    *) echo "deps.sh: unknown group '$group' (known: lint race)" >&2 && exit 2 ;;
     esac
 done
 

@@ -5,11 +5,12 @@
  *
  * Sizes come from the environment, so the race checks can run it small:
  *   SC_STRESS_THREADS (32)  SC_STRESS_CALLS (200000)  SC_STRESS_KEYS (256)
+ *   SC_WATCHDOG_S (TU_TIMEOUT_S): how long without progress is a hang
  *
  * Nothing here is shared but through locks: each thread logs its own calls,
  * a flight's id names the thread that led it, and the main thread checks
  * the logs after the joins. A watchdog fails the run when no call completes
- * for TU_TIMEOUT_S seconds (a lost wake-up shows up only as a hang).
+ * for SC_WATCHDOG_S seconds (a lost wake-up shows up only as a hang).
  */
 #include "testutil.h"
 
@@ -113,8 +114,8 @@ static size_t progress(struct stress *s)
     return n;
 }
 
-/* Joins t, failing the run if no call completes for TU_TIMEOUT_S. */
-static void join_watching(struct stress *s, struct tu_thread *t)
+/* Joins t, failing the run if no call completes for `limit` seconds. */
+static void join_watching(struct stress *s, struct tu_thread *t, unsigned limit)
 {
     size_t seen = progress(s);
     time_t last = time(NULL);
@@ -123,9 +124,9 @@ static void join_watching(struct stress *s, struct tu_thread *t)
         if (now != seen) {
             seen = now;
             last = time(NULL);
-        } else if (time(NULL) - last >= TU_TIMEOUT_S) {
-            fprintf(stderr, "\nHANG: no call completed in %d s (%zu done)\n",
-                    TU_TIMEOUT_S, now);
+        } else if (time(NULL) - last >= (time_t)limit) {
+            fprintf(stderr, "\nHANG: no call completed in %u s (%zu done)\n",
+                    limit, now);
             abort();
         }
     }
@@ -158,7 +159,7 @@ static void stress(void)
     for (unsigned i = 0; i < nthreads; i++)
         tu_start(&t[i], work, &w[i]);
     for (unsigned i = 0; i < nthreads; i++)
-        join_watching(&s, &t[i]);
+        join_watching(&s, &t[i], env_or("SC_WATCHDOG_S", TU_TIMEOUT_S));
 
     /* Tally: for each flight, its callers and its fresh callers. */
     uint32_t **callers = calloc(nthreads, sizeof *callers);

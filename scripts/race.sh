@@ -1,0 +1,58 @@
+#!/bin/sh
+# race.sh - every test suite and demo under the race tools, in one table.
+#
+#   scripts/race.sh [helgrind] [drd] [memcheck] [tsan] [asan]   (all if none)
+#   RACE_SIZE=small (default) | full    the stress test's size
+#
+# Valgrind's tools run the plain build in build/; ThreadSanitizer and
+# AddressSanitizer+UBSan run builds of their own in build/tsan and
+# build/asan. Every run is bounded: one that runs out of time is a "hang".
+# Logs: build/race/TOOL/PROGRAM.log. Exits 1 unless every cell is clean.
+set -u
+cd "$(dirname "$0")/.." || exit 2
+. scripts/race-lib.sh
+
+tools=${*:-helgrind drd memcheck tsan asan}
+programs="tests/test_gozero tests/test_semantics tests/test_memory tests/test_stress demos/once"
+size=${RACE_SIZE:-small}
+case $size in
+small) vg_stress="4 2000" san_stress="8 20000" limit=300 ;;
+full) vg_stress="32 200000" san_stress="32 200000" limit=3600 ;;
+*) echo "race.sh: RACE_SIZE is small or full" >&2 && exit 2 ;;
+esac
+
+for tool in $tools; do
+    case $tool in
+    helgrind | drd | memcheck) ;;
+    tsan | asan) build_for "$tool" build "$programs" || exit 1 ;;
+    *) echo "race.sh: unknown tool '$tool'" >&2 && exit 2 ;;
+    esac
+done
+
+printf '%-22s' "program"
+for tool in $tools; do printf '%-17s' "$tool"; done
+echo
+bad=0
+for prog in $programs; do
+    printf '%-22s' "${prog#*/}"
+    for tool in $tools; do
+        case $tool in
+        helgrind | drd | memcheck) set -- $vg_stress ;;
+        *) set -- $san_stress ;;
+        esac
+        SC_STRESS_THREADS=$1 SC_STRESS_CALLS=$2 run_tool "$tool" \
+            "$(variant_of "$tool" build)/$prog" \
+            "build/race/$tool/${prog#*/}.log" "$limit"
+        [ "$STATUS" = clean ] || bad=$((bad + 1))
+        printf '%-17s' "$STATUS ${SECS}s"
+    done
+    echo
+done
+echo
+echo "stress size: $size (valgrind: threads calls = $vg_stress;" \
+    "sanitizers: $san_stress); logs in build/race/TOOL/PROGRAM.log"
+if [ $bad -ne 0 ]; then
+    echo "race: $bad run(s) not clean"
+    exit 1
+fi
+echo "race: every program is clean under every tool"
