@@ -1,0 +1,81 @@
+#!/bin/sh
+# zoo.sh - the bug zoo: each mistake of src/zoo.h, built into the port one
+# at a time, runs the stress test and the five-thread demo under every tool.
+# The table says what each tool saw; scripts/zoo-expected.txt says what it
+# must see. Exits 1 when a tool misses a catch it must make, or reports on a
+# mutant that must pass everything.
+#
+#   scripts/zoo.sh [MUTANT ...]          (every mutant in the table if none)
+#
+# What a cell shows: race (a data race report), sync (a lock or condition
+# variable misused), memory (use after free, double free, invalid access),
+# leak, wrong (a check of the program failed: a wrong value, fn run twice),
+# hang (no progress: a lost wake-up), crash (the program or the tool died);
+# "-" for a clean run. A "!" marks a cell that is not as expected.
+# The stress test runs on 16 keys, so flights have many followers: the
+# windows in which these mistakes bite open often.
+# Logs: build/zoo/MUTANT/logs/TOOL.PROGRAM.log
+set -u
+cd "$(dirname "$0")/.." || exit 2
+. scripts/race-lib.sh
+
+table=scripts/zoo-expected.txt
+mismatches=build/zoo/mismatches
+mkdir -p build/zoo
+: >"$mismatches"
+programs="tests/test_stress demos/once"
+rows=$(grep -v '^#' "$table" | grep -v '^[[:space:]]*$')
+tools=$(echo "$rows" | head -1 | cut -d' ' -f2- | xargs)
+rows=$(echo "$rows" | tail -n +2)
+[ $# -gt 0 ] && rows=$(for m in "$@"; do echo "$rows" | grep "^$m "; done)
+
+printf '%-22s' mutant
+for tool in $tools; do printf '%-19s' "$tool"; done
+echo
+bad=""
+echo "$rows" | while read -r mutant expects; do
+    [ -n "$mutant" ] || continue
+    root=build/zoo/$mutant
+    printf '%-22s' "$mutant"
+    set -- $expects
+    for tool in $tools; do
+        expect=$1
+        shift
+        build_for "$tool" "$root" "$programs" MUTANT="$mutant" || exit 1
+        case $tool in
+        helgrind | drd | memcheck) threads=4 calls=2000 limit=180 ;;
+        *) threads=8 calls=20000 limit=90 ;;
+        esac
+        seen=""
+        for prog in $programs; do
+            SC_STRESS_THREADS=$threads SC_STRESS_CALLS=$calls \
+                SC_STRESS_KEYS=16 SC_WATCHDOG_S=5 \
+                run_tool "$tool" "$(variant_of "$tool" "$root")/$prog" \
+                "$root/logs/$tool.${prog#*/}.log" "$limit"
+            [ "$STATUS" = clean ] || seen="${seen:+$seen+}${KINDS:-other}"
+        done
+        seen=$(echo "$seen" | tr '+' '\n' | sort -u | paste -sd+ -)
+        mark=""
+        case $expect in
+        catch) [ -n "$seen" ] || mark="!" ;;
+        clean) [ -z "$seen" ] || mark="!" ;;
+        any) ;;
+        *) echo "zoo.sh: '$expect' in $table is not catch, clean or any" >&2 && exit 2 ;;
+        esac
+        printf '%-19s' "${seen:--}$mark"
+        [ -z "$mark" ] || echo "$mutant $tool: expected $expect, saw ${seen:-nothing}" >>"$mismatches"
+    done
+    echo
+done
+rc=$?
+echo
+echo "expected: $table; logs: build/zoo/MUTANT/logs/"
+if [ $rc -ne 0 ]; then
+    exit $rc
+fi
+if [ -s "$mismatches" ]; then
+    echo "zoo: not as expected:"
+    sed 's/^/  /' "$mismatches"
+    exit 1
+fi
+echo "zoo: every mutant caught as expected; the harmless one passed everything"
