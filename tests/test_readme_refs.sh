@@ -1,0 +1,26 @@
+#!/bin/sh
+# test_readme_refs.sh - every stack frame README.md quotes from the port,
+# "function (sharedcalls.c:N)", must still name a line inside that function,
+# or the README's report no longer matches the code.
+set -u
+cd "$(dirname "$0")/.." || exit 2
+refs=$(grep -oE '[a-z_]+ \(sharedcalls\.c:[0-9]+\)' README.md | sort -u)
+[ -n "$refs" ] || { echo "README.md quotes no frame of the port"; exit 1; }
+bad=0
+for ref in $(echo "$refs" | sed 's/ (sharedcalls\.c:/:/; s/)$//'); do
+    fn=${ref%%:*} line=${ref#*:}
+    # The function whose body holds the line: definitions start at column 0.
+    in=$(awk -v want="$line" '
+        /^[A-Za-z_].*[A-Za-z_0-9]+\(/ && !/;[ \t]*$/ {
+            s = $0; sub(/\(.*/, "", s); sub(/.*[^A-Za-z_0-9]/, "", s); fn = s
+        }
+        /^}/ && NR < want { fn = "" }
+        NR == want { print fn; exit }' src/sharedcalls.c)
+    if [ "$in" = "$fn" ]; then
+        echo "README's $fn (sharedcalls.c:$line): still in $fn"
+    else
+        echo "README's $fn (sharedcalls.c:$line): line $line is in '${in:-no function}' now"
+        bad=1
+    fi
+done
+exit $bad
