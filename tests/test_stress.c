@@ -1,7 +1,9 @@
 /*
  * test_stress.c - many threads, many calls, a few hundred keys; then every
- * flight is checked: fn ran once for it, exactly one caller was fresh, and
- * every caller got that flight's value and code for its own key.
+ * flight is checked: fn ran once for it, exactly one caller was fresh,
+ * every caller got that flight's value and code for its own key, and no
+ * caller got a flight that had published its result before the caller
+ * called (semantic 2: no caching).
  *
  * Sizes come from the environment, so the race checks can run it small:
  *   SC_STRESS_THREADS (32)  SC_STRESS_CALLS (200000)  SC_STRESS_KEYS (256)
@@ -27,7 +29,8 @@
 #define KEY_BITS 16
 
 struct entry {
-    uint64_t value; /* what the caller received */
+    uint64_t value;   /* what the caller received */
+    uint64_t entered; /* the clock when it called */
     int rc;
     bool fresh;
 };
@@ -39,6 +42,9 @@ struct worker {
     uint64_t flights; /* fns this thread ran as a leader */
     size_t ncalls;
     struct entry *log;
+    uint64_t *published;  /* per flight it led: the clock at publication */
+    uint64_t unpublished; /* the flight whose fn just returned, if pending */
+    bool pending;
     unsigned *keys; /* the key of each call */
     unsigned overlaps;
 };
@@ -50,7 +56,29 @@ struct stress {
     pthread_mutex_t *running; /* per key: held while a fn for it runs */
     pthread_mutex_t progress_mu;
     size_t progress;
+    pthread_mutex_t clock_mu; /* a logical clock orders calls and results */
+    uint64_t clock;
 };
+
+static uint64_t tick(struct stress *s)
+{
+    pthread_mutex_lock(&s->clock_mu);
+    uint64_t now = ++s->clock;
+    pthread_mutex_unlock(&s->clock_mu);
+    return now;
+}
+
+/* This thread's worker. A flight whose fn has returned is published by its
+ * leader's first broadcast after that (seen through testutil's seam). */
+static _Thread_local struct worker *self;
+
+static void on_publish(void)
+{
+    if (self == NULL || !self->pending)
+        return;
+    self->pending = false;
+    self->published[self->unpublished] = tick(self->s);
+}
 
 static unsigned env_or(const char *name, unsigned fallback)
 {
@@ -77,6 +105,8 @@ static int leader_fn(void *arg, void **val)
     if (alone)
         pthread_mutex_unlock(running);
     uint64_t seq = w->flights++;
+    w->unpublished = seq;
+    w->pending = true;
     uint64_t v =
         ((uint64_t)w->id << (SEQ_BITS + KEY_BITS)) | (seq << KEY_BITS) | c->key;
     *val = (void *)(uintptr_t)v;
@@ -86,6 +116,7 @@ static int leader_fn(void *arg, void **val)
 static void *work(void *arg)
 {
     struct worker *w = arg;
+    self = w;
     for (size_t i = 0; i < w->ncalls; i++) {
         w->rng ^= w->rng << 13;
         w->rng ^= w->rng >> 17;
@@ -94,6 +125,7 @@ static void *work(void *arg)
         void *v = NULL;
         struct entry *e = &w->log[i];
         w->keys[i] = c.key;
+        e->entered = tick(w->s);
         e->rc =
             sc_do_ex(w->s->g, w->s->keys[c.key], leader_fn, &c, &v, &e->fresh);
         e->value = (uint64_t)(uintptr_t)v;
@@ -145,6 +177,7 @@ static void stress(void)
     struct tu_thread *t = calloc(nthreads, sizeof *t);
     CU_ASSERT_FATAL(s.keys && s.running && w && t);
     pthread_mutex_init(&s.progress_mu, NULL);
+    pthread_mutex_init(&s.clock_mu, NULL);
     for (unsigned k = 0; k < s.nkeys; k++) {
         snprintf(s.keys[k], sizeof s.keys[k], "key%u", k);
         pthread_mutex_init(&s.running[k], NULL);
@@ -154,8 +187,10 @@ static void stress(void)
         w[i].ncalls = ncalls / nthreads + (i < ncalls % nthreads);
         w[i].log = calloc(w[i].ncalls, sizeof *w[i].log);
         w[i].keys = calloc(w[i].ncalls, sizeof *w[i].keys);
-        CU_ASSERT_FATAL(w[i].log && w[i].keys);
+        w[i].published = calloc(w[i].ncalls, sizeof *w[i].published);
+        CU_ASSERT_FATAL(w[i].log && w[i].keys && w[i].published);
     }
+    tu_on_broadcast(on_publish);
     for (unsigned i = 0; i < nthreads; i++)
         tu_start(&t[i], work, &w[i]);
     for (unsigned i = 0; i < nthreads; i++)
@@ -166,7 +201,8 @@ static void stress(void)
     uint32_t **fresh = calloc(nthreads, sizeof *fresh);
     CU_ASSERT_FATAL(callers && fresh);
     size_t flights = 0, calls = 0, bad_value = 0, bad_code = 0;
-    size_t bad_fresh = 0, overlaps = 0;
+    size_t bad_fresh = 0, overlaps = 0, stale = 0;
+    tu_on_broadcast(NULL);
     for (unsigned i = 0; i < nthreads; i++) {
         callers[i] = calloc(w[i].flights + 1, sizeof **callers);
         fresh[i] = calloc(w[i].flights + 1, sizeof **fresh);
@@ -189,6 +225,8 @@ static void stress(void)
             bad_fresh += e->fresh && leader != i; /* fresh: ran fn itself */
             bad_code += e->rc != (seq % 7 == 0 ? EIO : 0);
             bad_value += (e->value & ((1u << KEY_BITS) - 1)) != w[i].keys[j];
+            uint64_t published = w[leader].published[seq];
+            stale += published == 0 || published < e->entered;
         }
     size_t orphan = 0, not_one_fresh = 0;
     for (unsigned i = 0; i < nthreads; i++)
@@ -196,8 +234,8 @@ static void stress(void)
             orphan += callers[i][f] == 0;
             not_one_fresh += fresh[i][f] != 1;
         }
-    printf("(%u threads, %zu calls, %zu flights, %zu shared) ", nthreads, calls,
-           flights, calls - flights);
+    printf("(%u threads, %zu calls, %zu flights, %zu shared, %zu stale) ",
+           nthreads, calls, flights, calls - flights, stale);
     CU_ASSERT_EQUAL(calls, ncalls);
     CU_ASSERT_EQUAL(bad_value, 0); /* every value is its flight's and key's */
     CU_ASSERT_EQUAL(bad_code, 0);
@@ -205,7 +243,8 @@ static void stress(void)
     CU_ASSERT_EQUAL(orphan, 0);        /* every flight had its leader */
     CU_ASSERT_EQUAL(not_one_fresh, 0); /* and only one */
     CU_ASSERT_EQUAL(bad_fresh, 0);
-    if (nthreads >= 4) /* followers did share: the test has teeth */
+    CU_ASSERT_EQUAL(stale, 0); /* no result older than its caller's call */
+    if (nthreads >= 4)         /* followers did share: the test has teeth */
         CU_ASSERT(calls > flights);
     tu_free_group(s.g);
 
@@ -214,10 +253,12 @@ static void stress(void)
         free(fresh[i]);
         free(w[i].log);
         free(w[i].keys);
+        free(w[i].published);
     }
     for (unsigned k = 0; k < s.nkeys; k++)
         pthread_mutex_destroy(&s.running[k]);
     pthread_mutex_destroy(&s.progress_mu);
+    pthread_mutex_destroy(&s.clock_mu);
     free(callers);
     free(fresh);
     free(s.keys);

@@ -121,6 +121,23 @@ static struct tu_gate unheld = {PTHREAD_MUTEX_INITIALIZER,
 
 int __real_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu);
 int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu);
+int __real_pthread_cond_broadcast(pthread_cond_t *cv);
+int __wrap_pthread_cond_broadcast(pthread_cond_t *cv);
+
+/* Set before the threads that broadcast start, read by them after. */
+static void (*on_broadcast)(void);
+
+void tu_on_broadcast(void (*fn)(void))
+{
+    on_broadcast = fn;
+}
+
+int __wrap_pthread_cond_broadcast(pthread_cond_t *cv)
+{
+    if (on_broadcast != NULL)
+        on_broadcast();
+    return __real_pthread_cond_broadcast(cv);
+}
 
 int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
 {

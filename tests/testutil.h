@@ -7,8 +7,8 @@
  * instead of stalling it; a watchdog stops any test that runs past
  * TU_TEST_LIMIT_S, which catches a thread that deadlocks on itself.
  *
- * The tests link with ld's --wrap=pthread_cond_wait, so every call the kit
- * makes to pthread_cond_wait goes through this file first. That is how a
+ * The tests link with ld's --wrap=pthread_cond_wait (and _broadcast), so
+ * every call the kit makes to them goes through this file first. That is how a
  * test knows that a follower is parked (it has joined a flight and is
  * waiting for its result), how it injects spurious wake-ups, and how it
  * holds a woken follower back. The tests' own waits use
@@ -72,6 +72,11 @@ void tu_parked_expect(int n, const char *what);
 /* Makes the next n calls to the kit's condition wait return at once, as
  * POSIX allows a wait to do (a spurious wake-up). */
 void tu_spurious(int n);
+
+/* Calls fn (or nothing, for NULL) on every pthread_cond_broadcast in this
+ * process: the kit's leader broadcasts when it publishes a result. fn runs
+ * on the broadcasting thread, inside the kit's lock. */
+void tu_on_broadcast(void (*fn)(void));
 
 /* From now on, a follower that wakes in the kit's wait stops there, before
  * it takes the group lock back and reads the result, until
