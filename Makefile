@@ -25,7 +25,8 @@ SAN       ?=
 MUTANT    ?=
 SANFLAGS  := $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer \
              -fno-sanitize-recover=all)
-STD       := -std=c11 -Wall -Wextra -Wpedantic $(WERROR) -pthread $(SANFLAGS)
+STD       := -std=c11 -Wall -Wextra -Wpedantic -Wundef $(WERROR) -pthread \
+             $(SANFLAGS)
 CPPFLAGS  += -Isrc $(if $(MUTANT),-DSC_MUTANT=$(MUTANT))
 DEPFLAGS  := -MMD -MP
 B         ?= build
@@ -52,13 +53,15 @@ TESTUTIL  := $(B)/obj/testutil.o
 # Link-time seams (ld --wrap) let the tests count followers that are parked
 # in the kit's condition wait and fail the n-th resource the kit acquires,
 # with no test code in the library.
-WRAP_WAIT := -Wl,--wrap=pthread_cond_wait
+WRAP_WAIT := -Wl,--wrap=pthread_cond_wait,--wrap=pthread_cond_broadcast
 WRAP_MEM  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=free \
              -Wl,--wrap=pthread_mutex_init,--wrap=pthread_cond_init
 WRAPS     := $(WRAP_WAIT)
 
 all: $(LIB_A) $(B)/libsharedcalls.so $(DEMOS) $(TESTS)
 programs: $(DEMOS) $(TESTS)
+list-programs: # for scripts: every program, relative to the build folder
+	@echo $(TESTS:$(B)/%=%) $(DEMOS:$(B)/%=%)
 
 deps:
 	@scripts/deps.sh
@@ -136,7 +139,7 @@ lint:
 clean:
 	rm -rf $(B)
 
-.PHONY: all programs deps check demo race $(RACE_TOOLS:%=race-%) race-zoo \
+.PHONY: all programs list-programs deps check demo race $(RACE_TOOLS:%=race-%) race-zoo \
         install lint clean
 .DELETE_ON_ERROR:
 -include $(wildcard $(B)/obj/*.d $(B)/pic/*.d $(B)/demos/*.d $(B)/tests/*.d)

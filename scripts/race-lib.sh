@@ -1,6 +1,7 @@
 # race-lib.sh - runs one program under one tool and judges the run.
-# Sourced by scripts/race.sh and scripts/zoo.sh; POSIX sh plus `local`
-# (dash, bash and busybox have it), so the callers' variables stay theirs.
+# Sourced by scripts/race.sh and scripts/zoo.sh from the repository's top
+# folder; POSIX sh plus `local` (dash, bash and busybox have it), so the
+# callers' variables stay theirs.
 #
 # Tools: helgrind drd memcheck (Valgrind, on a plain build), tsan asan
 # (instrumented builds), plain (no tool: only the program's own checks).
@@ -38,22 +39,25 @@ build_for() { # TOOL ROOT "PROGRAMS" [MAKE ARGS...]
     }
 }
 
-supp=$(cd "$(dirname "$0")" && pwd)/suppressions
+supp=$PWD/scripts/suppressions
 
-# Runs PROGRAM under TOOL with a time limit, output in LOG. Sets STATUS
-# (clean, "N errors", failed or hang), KINDS (what was seen: race, sync (a
-# lock or condition variable misused), memory, leak, wrong (the program's
-# own check failed), hang, crash (the program or the tool died), other)
-# and SECS.
+# Runs PROGRAM under TOOL with a time limit, output in LOG. Sets SECS and
+# STATUS: clean; "N errors" (the tool reported N); failed (no report, but
+# the program failed its own checks or died); hang (out of time, or the
+# program's watchdog saw no progress; a run killed by SIGKILL counts too).
+# Sets KINDS to what was seen: race, sync (a lock or condition variable
+# misused), memory (use after free, double free, invalid access), leak,
+# wrong (the program's own check failed), hang, crash (the program or the
+# tool died), other.
 run_tool() { # TOOL PROGRAM LOG SECONDS
     local tool="$1" prog="$2" log="$3" limit="$4" vg cmd start rc n hung
     vg="valgrind --error-exitcode=99 --num-callers=30 --suppressions=$supp/$tool.supp"
     case $tool in
     helgrind) cmd="$vg --tool=helgrind" ;;
     drd) cmd="$vg --tool=drd" ;;
-    memcheck) cmd="$vg --leak-check=full --errors-for-leak-kinds=definite,indirect" ;;
+    memcheck) cmd="$vg --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect" ;;
     tsan) cmd="env TSAN_OPTIONS=halt_on_error=1:exitcode=99:suppressions=$supp/tsan.supp" ;;
-    asan) cmd="env ASAN_OPTIONS=halt_on_error=1:exitcode=99 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1" ;;
+    asan) cmd="env ASAN_OPTIONS=halt_on_error=1:exitcode=99 LSAN_OPTIONS=suppressions=$supp/asan.supp UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1" ;;
     plain) cmd="" ;;
     esac
     mkdir -p "$(dirname "$log")"
@@ -75,9 +79,9 @@ run_tool() { # TOOL PROGRAM LOG SECONDS
     KINDS=""
     see() { KINDS="${KINDS:+$KINDS+}$1"; }
     grep -qE 'Possible data race|Conflicting (load|store)|ThreadSanitizer: data race' "$log" && see race
-    grep -qE 'pthread_(cond|mutex)_[a-z]+: |lock order|unlocked a not-locked|ThreadSanitizer: (unlock|destroy|lock-order)' "$log" && see sync
+    grep -qE 'pthread_(cond|mutex)_[a-z]+: |lock order|unlocked a not-locked|ThreadSanitizer: (unlock|destroy|lock-order)|(Destroying|not a) (condition variable|mutex)|has not been initialized|Mutex not locked' "$log" && see sync
     grep -qE 'use-after-free|double-free|Invalid (read|write|free)|free\(\): |double free' "$log" && see memory
-    grep -qE 'definitely lost|indirectly lost|LeakSanitizer' "$log" && [ "$n" -gt 0 ] && see leak
+    grep -qE '(definitely|indirectly) lost: [1-9]|LeakSanitizer' "$log" && see leak
     # CUnit's failed assertions ("  1. file.c:12  - ..."), or the demo's tally
     grep -qE '^ +[0-9]+\. [^ ]+:[0-9]+ +- ' "$log" && see wrong
     grep -q '^fn ran ' "$log" && ! grep -q '^fn ran 1 time(s) for 5 callers; 5 got' "$log" && see wrong

@@ -138,7 +138,7 @@ static int make_call(sc_group *g, const char *key, size_t len, sc_fn fn,
      * critical section, so no other thread can see them in any order. */
     HASH_DEL(g->calls, c); /* go:69 later callers start a new flight */
 #endif
-#if MUTANT(publish_before_write) /* zoo: done first, then an unlocked store */
+#if MUTANT(publish_before_write) /* zoo: done before the result is stored */
     c->done = true;
     pthread_cond_broadcast(&c->wake);
     pthread_mutex_unlock(&g->lock);
@@ -149,7 +149,7 @@ static int make_call(sc_group *g, const char *key, size_t len, sc_fn fn,
     c->done = true;                   /* go:71 */
     pthread_cond_broadcast(&c->wake); /* go:71 wake every follower */
 #endif
-#if MUTANT(done_before_delete) /* zoo: go-zero's warned-against order */
+#if MUTANT(done_before_delete) /* zoo: done first, delete in a 2nd section */
     pthread_mutex_unlock(&g->lock);
     pthread_mutex_lock(&g->lock); /* a late caller may join c here, done */
     HASH_DEL(g->calls, c);
@@ -191,7 +191,7 @@ int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg, void **val,
 #endif
     if (c != NULL) {
         c->refs++; /* c-only: keeps c alive until this follower has read it */
-#if MUTANT(wait_no_predicate) /* zoo: Go's unlock-then-wait, done unchecked */
+#if MUTANT(wait_no_predicate) /* zoo: a wait that never checks done */
         pthread_mutex_unlock(&g->lock);
         pthread_mutex_lock(&g->lock); /* the leader may finish in between, */
         pthread_cond_wait(&c->wake, &g->lock); /* and then nobody wakes us */

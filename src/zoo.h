@@ -8,13 +8,19 @@
  * scripts/zoo-expected.txt says which tools must catch it.
  *
  *   lookup_unlocked       a caller reads the map before taking the lock
- *   wait_no_predicate     a follower unlocks as Go does, then waits with no
- *                         check of done: the leader's wake-up can be lost
+ *   wait_no_predicate     a follower waits without checking done; it also
+ *                         unlocks and relocks first, as Go's line 38 does,
+ *                         which opens the window where the wake-up is lost
  *   early_free            the leader frees the record while followers read it
- *   publish_before_write  the leader signals done, then stores the result
+ *   publish_before_write  the leader signals done before it stores the
+ *                         result (and stores it outside the lock, so the
+ *                         race tools can see the two accesses collide)
  *   delete_unlocked       the leader deletes its key without the lock
- *   done_before_delete    go-zero's warning reversed: done first, delete
- *                         later (harmless in C; the book shows why)
+ *   done_before_delete    go-zero's warning reversed: done first, delete in
+ *                         a second critical section. No hang and no bad
+ *                         memory access, but a caller arriving in between
+ *                         gets a result published before it called: a
+ *                         brief cache (book chapter 4)
  */
 #ifndef SC_ZOO_H
 #define SC_ZOO_H
