@@ -39,14 +39,15 @@ $(error SAN= and MUTANT= builds need a folder of their own: add B=build/NAME)
 endif
 endif
 
-LIB_SRC   := src/sharedcalls.c
+LIB_SRC   := src/sharedcalls.c src/flight.c
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 LIB_PIC   := $(LIB_SRC:src/%.c=$(B)/pic/%.o)
 LIB_A     := $(B)/libsharedcalls.a
 LIB_SO    := $(B)/libsharedcalls.so.$(VERSION)
 
 DEMOS     := $(B)/demos/once
-SUITES    := test_gozero test_semantics test_memory test_stress
+SUITES    := test_gozero test_semantics test_memory test_stress test_flight \
+             test_cancel
 TESTS     := $(SUITES:%=$(B)/tests/%)
 TESTUTIL  := $(B)/obj/testutil.o
 

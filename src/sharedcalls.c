@@ -26,10 +26,11 @@
 #define HASH_NONFATAL_OOM 1 /* a failed insert returns; it must not exit() */
 #include <uthash.h>
 
-#include "zoo.h" /* MUTANT(name): the bug zoo's mistakes, off by default */
+#include "flight.h" /* the full engine, for groups from sc_new_with */
+#include "zoo.h"    /* MUTANT(name): the bug zoo's mistakes, off by default */
 
 /* What a flight produced: fn's value and code. */
-struct sc_result {
+struct sc_outcome {
     void *val;
     int err;
 };
@@ -39,7 +40,7 @@ struct sc_call {
     pthread_cond_t wake; /* with done, what Go's WaitGroup is */
     bool done;           /* res is final */
     unsigned refs;       /* callers that have not yet read res */
-    struct sc_result res;
+    struct sc_outcome res;
     UT_hash_handle hh; /* links the record into its group's map */
     char key[];
 };
@@ -48,6 +49,7 @@ struct sc_group {
     pthread_mutex_t lock;
     struct sc_call *calls; /* the map: key -> flight in progress */
     size_t records;        /* records alive, in the map or still being read */
+    struct sc_flight *flight; /* c-only: the full engine serves this group */
 };
 
 sc_group *sc_new(void)
@@ -65,13 +67,31 @@ sc_group *sc_new(void)
     }
     g->calls = NULL; /* go:31 an empty uthash map is a NULL head */
     g->records = 0;
+    g->flight = NULL;
     return g; /* go:30 */
+}
+
+/* c-only: a group from sc_new_with carries the full engine (src/flight.c),
+ * which serves every call on it; this file serves groups from sc_new. */
+sc_group *sc__group_for(struct sc_flight *f)
+{
+    sc_group *g = sc_new();
+    if (g != NULL)
+        g->flight = f;
+    return g;
+}
+
+struct sc_flight *sc__flight_of(const sc_group *g)
+{
+    return g->flight;
 }
 
 int sc_free(sc_group *g)
 {
     if (g == NULL)
         return 0;
+    if (g->flight != NULL && sc__flight_free(g->flight) != 0)
+        return -EBUSY; /* c-only: the full engine's calls are in flight */
     pthread_mutex_lock(&g->lock);
     size_t busy = g->records; /* c-only: no collector waits for callers */
     pthread_mutex_unlock(&g->lock);
@@ -102,7 +122,7 @@ static void call_free(struct sc_call *c)
  * with g->lock held, returns with it released. Returns 0 with *out set, or
  * -ENOMEM without having run fn. */
 static int make_call(sc_group *g, const char *key, size_t len, sc_fn fn,
-                     void *arg, struct sc_result *out)
+                     void *arg, struct sc_outcome *out)
 {
     struct sc_call *c = malloc(sizeof *c + len + 1); /* go:60 a new record */
     if (c == NULL || pthread_cond_init(&c->wake, NULL) != 0) {
@@ -122,7 +142,7 @@ static int make_call(sc_group *g, const char *key, size_t len, sc_fn fn,
     g->records++;
     pthread_mutex_unlock(&g->lock); /* go:63 followers may now find c */
 
-    struct sc_result res = {NULL, 0};
+    struct sc_outcome res = {NULL, 0};
     res.err = fn(arg, &res.val); /* go:74 run fn, with no lock held */
 
     /* go:65 what Go defers runs here, once fn has returned; unlike a defer
@@ -175,13 +195,15 @@ int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg, void **val,
              bool *fresh)
 {
     if (g == NULL || key == NULL || fn == NULL || val == NULL)
-        return -EINVAL; /* c-only: Go's arguments cannot be nil */
+        return -EINVAL;    /* c-only: Go's arguments cannot be nil */
+    if (g->flight != NULL) /* c-only: a group from sc_new_with */
+        return sc__flight_do_ex(g->flight, key, fn, arg, val, fresh);
     size_t len = strlen(key);
     if (len > UINT_MAX)
         return -EINVAL; /* c-only: uthash keeps key lengths in an unsigned */
 
     struct sc_call *c;
-    struct sc_result res;
+    struct sc_outcome res;
 #if MUTANT(lookup_unlocked) /* zoo: the map read while others change it */
     HASH_FIND(hh, g->calls, key, len, c);
     pthread_mutex_lock(&g->lock);

@@ -27,6 +27,7 @@
 
 #include <errno.h> /* the error codes, returned negated */
 #include <stdbool.h>
+#include <time.h> /* struct timespec */
 
 #ifdef __cplusplus
 extern "C" {
@@ -100,6 +101,103 @@ int sc_do(sc_group *g, const char *key, sc_fn fn, void *arg, void **val);
  */
 int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg, void **val,
              bool *fresh);
+
+/*
+ * Beyond go-zero: the full engine.
+ *
+ * A group from sc_new runs go-zero's algorithm exactly (src/sharedcalls.c,
+ * the annotated port). A group from sc_new_with runs the kit's full engine
+ * (src/flight.c), which adds what golang.org/x/sync's singleflight, nginx's
+ * proxy_cache_lock and C itself ask for: value ownership, Forget, the
+ * shared flag, follower deadlines, -EDEADLK instead of waiting for itself,
+ * safety when a thread is cancelled or exits inside the kit, and
+ * statistics. sc_do, sc_do_ex and sc_free work on both kinds of group; the
+ * functions below answer -ENOTSUP on a group from sc_new.
+ *
+ * On a group from sc_new_with, sc_do and sc_do_ex also return -EDEADLK,
+ * -ECANCELED (see sc_do_until) and follow the value hooks.
+ */
+
+/* Options of a group from sc_new_with. Zero (or NULL) means the default. */
+typedef struct sc_options {
+    /*
+     * Value hooks. Without them (both NULL) every caller of a flight borrows
+     * the one pointer fn produced, as in Go. With them, every caller owns
+     * what it receives: share(val, ctx) returns a caller's own handle (a new
+     * reference, or a copy), and the caller releases it with drop (or its
+     * own means). The flight's own handle, fn's value, is dropped exactly
+     * once, after the last caller has taken its share. share runs with the
+     * group's lock held, so keep it quick; drop runs without it. A NULL value
+     * is never shared or dropped. Set both or neither.
+     */
+    void *(*share)(void *val, void *ctx);
+    void (*drop)(void *val, void *ctx);
+    void *ctx;
+} sc_options;
+
+/* What one caller got from a flight. */
+typedef struct sc_result {
+    void *val;   /* the flight's value, or this caller's share of it */
+    int err;     /* fn's code: 0, or fn's nonzero error */
+    bool fresh;  /* this caller ran fn (go-zero's DoEx) */
+    bool shared; /* another caller joined the flight too (x/sync's shared) */
+} sc_result;
+
+/*
+ * Creates an empty group served by the full engine, with a copy of *opts
+ * (NULL: no options). Returns the group, owned by the caller until sc_free,
+ * or NULL with errno set: EINVAL (only one of share and drop is set),
+ * ENOMEM.
+ */
+sc_group *sc_new_with(const sc_options *opts);
+
+/*
+ * sc_do, reporting everything: fills *out and returns out->err; or returns
+ * a negative errno with *out untouched: -EINVAL, -ENOMEM, -EDEADLK (fn would
+ * wait for its own flight), -ECANCELED (the flight's leader was cancelled or
+ * exited inside fn; the key is free again), -ENOTSUP (g is from sc_new).
+ */
+int sc_do_result(sc_group *g, const char *key, sc_fn fn, void *arg,
+                 sc_result *out);
+
+/*
+ * sc_do_result with a deadline for a follower: an absolute CLOCK_MONOTONIC
+ * time (NULL: none), after which a caller still waiting for another's flight
+ * returns -ETIMEDOUT, its reference dropped, leaving the flight and its
+ * other callers as they were (nginx's proxy_cache_lock_timeout). A deadline
+ * already past returns -ETIMEDOUT at once if the key is in flight. A leader
+ * never times out: it is running fn.
+ *
+ * A thread cancelled while it waits here leaves the group consistent: its
+ * reference is dropped and the lock released. If the leader's thread is
+ * cancelled or calls pthread_exit inside fn, its followers return
+ * -ECANCELED and the key is free for new flights. (fn must not longjmp out
+ * of the kit, and asynchronous cancellation is never safe.)
+ */
+int sc_do_until(sc_group *g, const char *key, sc_fn fn, void *arg,
+                const struct timespec *deadline, sc_result *out);
+
+/*
+ * Forgets the flight in progress for key, if any (x/sync's Forget): later
+ * callers start a new flight instead of joining it, while it still runs to
+ * the end for the callers it has. Its end never touches a newer flight for
+ * the same key. Returns 0, -ENOENT (no flight for key), -EINVAL or -ENOTSUP.
+ */
+int sc_forget(sc_group *g, const char *key);
+
+/* Counters of a group from sc_new_with, since it was made. (A struct tag,
+ * not a typedef: the name sc_stats is the function's.) */
+struct sc_stats {
+    unsigned long long flights;   /* flights started: runs of fn */
+    unsigned long long callers;   /* calls that led or joined a flight */
+    unsigned long long shared;    /* callers served by another's run of fn */
+    unsigned long long timed_out; /* followers whose deadline passed */
+    unsigned long long cancelled; /* callers cancelled, or whose leader was */
+    unsigned long long in_flight; /* flights whose fn is running now */
+};
+
+/* Copies g's counters into *out. Returns 0, -EINVAL or -ENOTSUP. */
+int sc_stats(sc_group *g, struct sc_stats *out);
 
 #ifdef __cplusplus
 }
