@@ -29,11 +29,21 @@ static struct timespec deadline(int ms)
     return t;
 }
 
+static void report_finished(void *arg)
+{
+    struct tu_thread *t = arg;
+    tu_gate_raise(&t->finished, 1);
+}
+
+/* A test thread reports its end however it ends: returning, cancelled, or
+ * by pthread_exit. */
 static void *run_and_report(void *arg)
 {
     struct tu_thread *t = arg;
-    void *ret = t->body(t->arg);
-    tu_gate_raise(&t->finished, 1);
+    void *ret;
+    pthread_cleanup_push(report_finished, t);
+    ret = t->body(t->arg);
+    pthread_cleanup_pop(1);
     return ret;
 }
 
@@ -88,15 +98,28 @@ bool tu_gate_wait(struct tu_gate *g, int n)
     return tu_gate_wait_ms(g, n, TU_TIMEOUT_S * 1000);
 }
 
+static void unlock_mutex(void *mu)
+{
+    pthread_mutex_unlock(mu);
+}
+
+static bool wait_locked(struct tu_gate *g, int n, const struct timespec *until)
+{
+    int rc = 0;
+    while (g->count < n && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&g->cv, &g->mu, until);
+    return g->count >= n;
+}
+
+/* Cancellation-safe: a thread cancelled in the wait lets go of the gate. */
 bool tu_gate_wait_ms(struct tu_gate *g, int n, int ms)
 {
     struct timespec until = deadline(ms);
-    int rc = 0;
+    bool reached;
     pthread_mutex_lock(&g->mu);
-    while (g->count < n && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&g->cv, &g->mu, &until);
-    bool reached = g->count >= n;
-    pthread_mutex_unlock(&g->mu);
+    pthread_cleanup_push(unlock_mutex, &g->mu);
+    reached = wait_locked(g, n, &until);
+    pthread_cleanup_pop(1);
     return reached;
 }
 

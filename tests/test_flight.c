@@ -1,0 +1,482 @@
+/*
+ * test_flight.c - the full engine (groups from sc_new_with): value hooks,
+ * Forget, the full result, follower deadlines, -EDEADLK, a leader that
+ * exits inside fn, statistics, and the base API on such groups.
+ * Cancellation has a suite of its own, test_cancel.c.
+ *
+ * A flight here is held inside fn until the test releases it; followers
+ * are known to be waiting through testutil's count of parked threads.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* fn for a held flight: counts its runs, announces that it has started,
+ * waits for `release`, then returns run number `n` as its value, or calls
+ * pthread_exit if `exit_in_fn`. */
+struct held {
+    sc_group *g;
+    const char *key;
+    struct tu_gate runs, release;
+    void *(*make)(intptr_t run); /* the value of run n; NULL: n itself */
+    bool exit_in_fn;
+};
+
+static void held_init(struct held *h, sc_group *g, const char *key)
+{
+    *h = (struct held){.g = g, .key = key};
+    tu_gate_init(&h->runs);
+    tu_gate_init(&h->release);
+}
+
+static void held_destroy(struct held *h)
+{
+    tu_gate_destroy(&h->runs);
+    tu_gate_destroy(&h->release);
+}
+
+static int held_fn(void *arg, void **val)
+{
+    struct held *h = arg;
+    pthread_mutex_lock(&h->runs.mu);
+    intptr_t run = ++h->runs.count;
+    pthread_cond_broadcast(&h->runs.cv);
+    pthread_mutex_unlock(&h->runs.mu);
+    tu_gate_wait(&h->release, (int)run);
+    if (h->exit_in_fn)
+        pthread_exit(NULL);
+    *val = h->make != NULL ? h->make(run) : (void *)run;
+    return 0;
+}
+
+struct caller {
+    struct held *h;
+    const struct timespec *deadline;
+    sc_result r;
+    int rc;
+};
+
+static void *call(void *arg)
+{
+    struct caller *c = arg;
+    c->rc = sc_do_until(c->h->g, c->h->key, held_fn, c->h, c->deadline, &c->r);
+    return NULL;
+}
+
+/* Starts a leader and n followers of h's key; returns with the leader in
+ * fn (run `run`) and the followers parked. */
+static void start_flight(struct held *h, int run, struct caller *c,
+                         struct tu_thread *t, int n)
+{
+    tu_parked_reset();
+    c[0] = (struct caller){.h = h};
+    tu_start(&t[0], call, &c[0]);
+    tu_gate_expect(&h->runs, run, "no leader");
+    for (int i = 1; i <= n; i++) {
+        c[i] = (struct caller){.h = h};
+        tu_start(&t[i], call, &c[i]);
+    }
+    tu_parked_expect(n, "followers never parked");
+}
+
+static void join_all(struct tu_thread *t, int n)
+{
+    for (int i = 0; i < n; i++)
+        tu_join(&t[i], "a caller");
+}
+
+/* A reference-counted value: share takes a reference, drop releases one,
+ * and the last release frees it. */
+struct counted {
+    pthread_mutex_t mu;
+    int refs;
+    int *freed;
+};
+
+static int counted_frees;
+
+static void *counted_new(intptr_t run)
+{
+    (void)run;
+    struct counted *v = malloc(sizeof *v);
+    pthread_mutex_init(&v->mu, NULL);
+    v->refs = 1; /* the flight's own handle */
+    v->freed = &counted_frees;
+    return v;
+}
+
+static void *counted_share(void *val, void *ctx)
+{
+    (void)ctx;
+    struct counted *v = val;
+    pthread_mutex_lock(&v->mu);
+    v->refs++;
+    pthread_mutex_unlock(&v->mu);
+    return v;
+}
+
+static void counted_drop(void *val, void *ctx)
+{
+    (void)ctx;
+    struct counted *v = val;
+    pthread_mutex_lock(&v->mu);
+    int left = --v->refs;
+    pthread_mutex_unlock(&v->mu);
+    if (left == 0) {
+        (*v->freed)++; /* only the test's thread drops the last reference */
+        pthread_mutex_destroy(&v->mu);
+        free(v);
+    }
+}
+
+enum { N = 3 }; /* followers in a held flight */
+
+/* With share/drop, every caller owns a reference; the flight's own one is
+ * dropped once, after the last caller took its share. */
+static void hooks_share_a_counted_value(void)
+{
+    sc_options o = {.share = counted_share, .drop = counted_drop};
+    struct held h;
+    held_init(&h, sc_new_with(&o), "k");
+    h.make = counted_new;
+    struct caller c[N + 1];
+    struct tu_thread t[N + 1];
+    start_flight(&h, 1, c, t, N);
+    tu_gate_raise(&h.release, 1);
+    join_all(t, N + 1);
+    struct counted *v = c[0].r.val;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    for (int i = 0; i <= N; i++)
+        CU_ASSERT_PTR_EQUAL(c[i].r.val, v);
+    CU_ASSERT_EQUAL(v->refs, N + 1); /* one per caller; the flight's gone */
+    counted_frees = 0;
+    for (int i = 0; i <= N; i++)
+        counted_drop(c[i].r.val, NULL);
+    CU_ASSERT_EQUAL(counted_frees, 1);
+    tu_free_group(h.g);
+    held_destroy(&h);
+}
+
+static void *copy_string(void *val, void *ctx)
+{
+    (void)ctx;
+    return strdup(val);
+}
+
+static void free_string(void *val, void *ctx)
+{
+    (void)ctx;
+    free(val);
+}
+
+static void *string_new(intptr_t run)
+{
+    char *s = malloc(16);
+    snprintf(s, 16, "run %d", (int)run);
+    return s;
+}
+
+/* With a copying share, every caller gets its own copy to free; the
+ * flight's original is freed by drop (memcheck proves no leak). */
+static void hooks_copy_a_string(void)
+{
+    sc_options o = {.share = copy_string, .drop = free_string};
+    struct held h;
+    held_init(&h, sc_new_with(&o), "k");
+    h.make = string_new;
+    struct caller c[N + 1];
+    struct tu_thread t[N + 1];
+    start_flight(&h, 1, c, t, N);
+    tu_gate_raise(&h.release, 1);
+    join_all(t, N + 1);
+    for (int i = 0; i <= N; i++) {
+        CU_ASSERT_STRING_EQUAL(c[i].r.val, "run 1");
+        for (int j = 0; j < i; j++)
+            CU_ASSERT_PTR_NOT_EQUAL(c[i].r.val, c[j].r.val);
+    }
+    for (int i = 0; i <= N; i++)
+        free(c[i].r.val);
+    tu_free_group(h.g);
+    held_destroy(&h);
+}
+
+/* Only one of share and drop is an error. */
+static void hooks_come_in_pairs(void)
+{
+    sc_options o = {.share = copy_string};
+    errno = 0;
+    CU_ASSERT_PTR_NULL(sc_new_with(&o));
+    CU_ASSERT_EQUAL(errno, EINVAL);
+}
+
+/* fresh and shared, as x/sync reports them. */
+static void full_result(void)
+{
+    struct held h;
+    held_init(&h, sc_new_with(NULL), "k");
+    tu_gate_raise(&h.release, 2);
+    struct caller solo = {.h = &h};
+    call(&solo);
+    CU_ASSERT_EQUAL(solo.rc, 0);
+    CU_ASSERT_TRUE(solo.r.fresh);
+    CU_ASSERT_FALSE(solo.r.shared);
+    CU_ASSERT_PTR_EQUAL(solo.r.val, (void *)1);
+
+    struct caller c[N + 1];
+    struct tu_thread t[N + 1];
+    tu_gate_destroy(&h.release);
+    tu_gate_init(&h.release);
+    start_flight(&h, 2, c, t, N);
+    tu_gate_raise(&h.release, 2);
+    join_all(t, N + 1);
+    CU_ASSERT_TRUE(c[0].r.fresh && c[0].r.shared);
+    for (int i = 1; i <= N; i++) {
+        CU_ASSERT_EQUAL(c[i].rc, 0);
+        CU_ASSERT_FALSE(c[i].r.fresh);
+        CU_ASSERT_TRUE(c[i].r.shared);
+        CU_ASSERT_PTR_EQUAL(c[i].r.val, (void *)2);
+    }
+    tu_free_group(h.g);
+    held_destroy(&h);
+}
+
+/* Forget: later callers start a new flight; the forgotten one finishes for
+ * its own callers and must not delete the newer flight (golang/go#31420). */
+static void forget_leaves_newer_flight_alone(void)
+{
+    struct held h;
+    held_init(&h, sc_new_with(NULL), "k");
+    struct caller a[2], b[2];
+    struct tu_thread ta[2], tb[2];
+    start_flight(&h, 1, a, ta, 1); /* flight 1: leader and one follower */
+    CU_ASSERT_EQUAL(sc_forget(h.g, "k"), 0);
+    CU_ASSERT_EQUAL(sc_forget(h.g, "k"), -ENOENT);
+    b[0] = (struct caller){.h = &h};
+    tu_start(&tb[0], call, &b[0]); /* flight 2 leads, not joins */
+    tu_gate_expect(&h.runs, 2, "no second leader");
+    tu_gate_raise(&h.release, 1); /* flight 1 ends: flight 2 must stay */
+    join_all(ta, 2);
+    tu_parked_reset();
+    b[1] = (struct caller){.h = &h};
+    tu_start(&tb[1], call, &b[1]);
+    tu_parked_expect(1, "a late caller did not join flight 2");
+    tu_gate_raise(&h.release, 1);
+    join_all(tb, 2);
+    CU_ASSERT_EQUAL(h.runs.count, 2);
+    CU_ASSERT_PTR_EQUAL(a[0].r.val, (void *)1);
+    CU_ASSERT_PTR_EQUAL(a[1].r.val, (void *)1);
+    CU_ASSERT_PTR_EQUAL(b[0].r.val, (void *)2);
+    CU_ASSERT_PTR_EQUAL(b[1].r.val, (void *)2);
+    CU_ASSERT_FALSE(b[1].r.fresh);
+    tu_free_group(h.g);
+    held_destroy(&h);
+}
+
+static struct timespec in_ms(long ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    } else if (t.tv_nsec < 0) {
+        t.tv_sec--;
+        t.tv_nsec += 1000000000L;
+    }
+    return t;
+}
+
+/* A follower whose deadline passes leaves with -ETIMEDOUT; the leader and
+ * the other followers are unaffected; a past deadline returns at once
+ * (the test only releases the leader after it has returned). */
+static void deadline_times_out_one_follower(void)
+{
+    struct held h;
+    held_init(&h, sc_new_with(NULL), "k");
+    struct caller c[2];
+    struct tu_thread t[2];
+    start_flight(&h, 1, c, t, 1);
+    struct timespec soon = in_ms(50), past = in_ms(-1000);
+    struct caller late = {.h = &h, .deadline = &soon};
+    struct caller gone = {.h = &h, .deadline = &past};
+    struct tu_thread tl, tg;
+    tu_start(&tl, call, &late);
+    tu_start(&tg, call, &gone);
+    tu_join(&tl, "a follower past its deadline");
+    tu_join(&tg, "a follower with a past deadline");
+    CU_ASSERT_EQUAL(late.rc, -ETIMEDOUT);
+    CU_ASSERT_EQUAL(gone.rc, -ETIMEDOUT);
+    struct sc_stats s;
+    CU_ASSERT_EQUAL(sc_stats(h.g, &s), 0);
+    CU_ASSERT_EQUAL(s.timed_out, 2);
+    CU_ASSERT_EQUAL(s.in_flight, 1);
+    tu_gate_raise(&h.release, 1);
+    join_all(t, 2);
+    CU_ASSERT_EQUAL(c[0].rc, 0);
+    CU_ASSERT_EQUAL(c[1].rc, 0);
+    CU_ASSERT_PTR_EQUAL(c[1].r.val, (void *)1);
+    tu_free_group(h.g);
+    held_destroy(&h);
+}
+
+/* fn calling its own key gets -EDEADLK at once, not a wait for itself. */
+struct selfish {
+    sc_group *g;
+    int inner_do, inner_result;
+};
+
+static int call_own_key(void *arg, void **val)
+{
+    struct selfish *s = arg;
+    sc_result r;
+    void *v;
+    s->inner_do = sc_do(s->g, "self", call_own_key, s, &v);
+    s->inner_result = sc_do_result(s->g, "self", call_own_key, s, &r);
+    *val = s;
+    return 0;
+}
+
+static void own_key_is_edeadlk(void)
+{
+    struct selfish s = {.g = sc_new_with(NULL)};
+    sc_result r;
+    CU_ASSERT_EQUAL(sc_do_result(s.g, "self", call_own_key, &s, &r), 0);
+    CU_ASSERT_EQUAL(s.inner_do, -EDEADLK);
+    CU_ASSERT_EQUAL(s.inner_result, -EDEADLK);
+    tu_free_group(s.g);
+}
+
+/* A leader exiting inside fn (pthread_exit): its followers return
+ * -ECANCELED and the key is free for a new flight. (Cancellation is in
+ * test_cancel.c.) */
+static void exiting_leader(void)
+{
+    struct held h;
+    held_init(&h, sc_new_with(NULL), "k");
+    h.exit_in_fn = true;
+    struct caller c[N + 1];
+    struct tu_thread t[N + 1];
+    start_flight(&h, 1, c, t, N);
+    tu_gate_raise(&h.release, 1);
+    join_all(t, N + 1);
+    for (int i = 1; i <= N; i++)
+        CU_ASSERT_EQUAL(c[i].rc, -ECANCELED);
+    h.exit_in_fn = false;
+    tu_gate_raise(&h.release, 2);
+    struct caller next = {.h = &h};
+    call(&next);
+    CU_ASSERT_EQUAL(next.rc, 0);
+    CU_ASSERT_TRUE(next.r.fresh);
+    struct sc_stats s;
+    sc_stats(h.g, &s);
+    CU_ASSERT_EQUAL(s.cancelled, N + 1); /* the leader and its followers */
+    CU_ASSERT_EQUAL(s.in_flight, 0);
+    tu_free_group(h.g);
+    held_destroy(&h);
+}
+
+/* The counters add up. */
+static void stats_count(void)
+{
+    struct held h;
+    held_init(&h, sc_new_with(NULL), "k");
+    struct caller c[N + 1];
+    struct tu_thread t[N + 1];
+    start_flight(&h, 1, c, t, N);
+    struct sc_stats s;
+    CU_ASSERT_EQUAL(sc_stats(h.g, &s), 0);
+    CU_ASSERT_EQUAL(s.in_flight, 1);
+    tu_gate_raise(&h.release, 2);
+    join_all(t, N + 1);
+    struct caller solo = {.h = &h};
+    call(&solo);
+    CU_ASSERT_EQUAL(sc_stats(h.g, &s), 0);
+    CU_ASSERT_EQUAL(s.flights, 2);
+    CU_ASSERT_EQUAL(s.callers, N + 2);
+    CU_ASSERT_EQUAL(s.shared, N);
+    CU_ASSERT_EQUAL(s.timed_out, 0);
+    CU_ASSERT_EQUAL(s.cancelled, 0);
+    CU_ASSERT_EQUAL(s.in_flight, 0);
+    tu_free_group(h.g);
+    held_destroy(&h);
+}
+
+static int echo(void *arg, void **val)
+{
+    *val = arg;
+    return 0;
+}
+
+/* The base API works on an engine group; the extensions refuse a group
+ * from sc_new; bad arguments are -EINVAL. */
+static void api_edges(void)
+{
+    sc_group *g = sc_new_with(NULL), *plain = sc_new();
+    void *v;
+    bool fresh = false;
+    CU_ASSERT_EQUAL(sc_do_ex(g, "k", echo, "v", &v, &fresh), 0);
+    CU_ASSERT_STRING_EQUAL(v, "v");
+    CU_ASSERT_TRUE(fresh);
+    CU_ASSERT_EQUAL(sc_do(g, "k", echo, "w", &v), 0);
+    CU_ASSERT_STRING_EQUAL(v, "w");
+
+    sc_result r;
+    struct sc_stats s;
+    CU_ASSERT_EQUAL(sc_do_result(plain, "k", echo, NULL, &r), -ENOTSUP);
+    CU_ASSERT_EQUAL(sc_forget(plain, "k"), -ENOTSUP);
+    CU_ASSERT_EQUAL(sc_stats(plain, &s), -ENOTSUP);
+    CU_ASSERT_EQUAL(sc_do_result(NULL, "k", echo, NULL, &r), -EINVAL);
+    CU_ASSERT_EQUAL(sc_do_result(g, NULL, echo, NULL, &r), -EINVAL);
+    CU_ASSERT_EQUAL(sc_do_result(g, "k", NULL, NULL, &r), -EINVAL);
+    CU_ASSERT_EQUAL(sc_do_result(g, "k", echo, NULL, NULL), -EINVAL);
+    struct timespec bad = {.tv_nsec = 1000000000L};
+    CU_ASSERT_EQUAL(sc_do_until(g, "k", echo, NULL, &bad, &r), -EINVAL);
+    CU_ASSERT_EQUAL(sc_forget(NULL, "k"), -EINVAL);
+    CU_ASSERT_EQUAL(sc_stats(g, NULL), -EINVAL);
+    tu_free_group(g);
+    tu_free_group(plain);
+}
+
+/* sc_free refuses an engine group with a flight in progress. */
+static void free_busy(void)
+{
+    struct held h;
+    held_init(&h, sc_new_with(NULL), "k");
+    struct caller c[1];
+    struct tu_thread t[1];
+    start_flight(&h, 1, c, t, 0);
+    CU_ASSERT_EQUAL(sc_free(h.g), -EBUSY);
+    tu_gate_raise(&h.release, 1);
+    join_all(t, 1);
+    tu_free_group(h.g);
+    held_destroy(&h);
+}
+
+int main(void)
+{
+    static const struct tu_test tests[] = {
+        {"hooks: every caller owns a reference", hooks_share_a_counted_value},
+        {"hooks: every caller owns a copy", hooks_copy_a_string},
+        {"hooks: share and drop come in pairs", hooks_come_in_pairs},
+        {"result: fresh and shared", full_result},
+        {"forget: a newer flight survives the old one's end",
+         forget_leaves_newer_flight_alone},
+        {"deadline: one follower times out, the rest are served",
+         deadline_times_out_one_follower},
+        {"fn calling its own key gets -EDEADLK", own_key_is_edeadlk},
+        {"a leader exiting in fn: followers get -ECANCELED", exiting_leader},
+        {"stats add up", stats_count},
+        {"base API on engine groups; -ENOTSUP, -EINVAL", api_edges},
+        {"sc_free of a busy engine group is -EBUSY", free_busy},
+        {NULL, NULL},
+    };
+    return tu_run_suite("the full engine (sc_new_with)", tests);
+}
