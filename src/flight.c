@@ -9,8 +9,9 @@
  * follower waits on its record's condition variable until the state leaves
  * RUNNING. What is new: a record can end ABANDONED (its leader never came
  * back from fn); a forgotten record leaves the map before its flight ends;
- * and fn and the waits run inside cancellation cleanup handlers, C's
- * nearest thing to Go's defer.
+ * fn and the waits run inside cancellation cleanup handlers, C's nearest
+ * thing to Go's defer; and a flight can have asynchronous waiters, whose
+ * results are made when it ends and delivered by the thread that ends it.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -27,16 +28,35 @@
 
 enum state { RUNNING, DONE, ABANDONED };
 
+/* An asynchronous caller of a flight. It holds no reference to the record:
+ * its result is made, under the lock, when the flight ends. */
+struct waiter {
+    sc_done_fn done;
+    void *done_arg;
+    bool fresh; /* its call started the flight */
+    int rc;
+    sc_result r;
+    struct waiter *next;
+};
+
+/* A thread the kit started for an asynchronous leader. */
+struct kit_thread {
+    pthread_t id;
+    struct kit_thread *next;
+};
+
 struct call {
     pthread_cond_t wake; /* on CLOCK_MONOTONIC, for deadlines */
     enum state state;
     unsigned refs;    /* callers that have yet to leave */
     unsigned joined;  /* callers that joined, the leader included */
     bool forgotten;   /* taken out of the map by sc_forget */
+    bool async;       /* its leader is a kit thread, not a caller */
     pthread_t leader; /* the thread in fn: its own key is -EDEADLK */
     void *val;        /* the flight's own handle */
     int err;
-    UT_hash_handle hh; /* links the record into its group's map */
+    struct waiter *waiters; /* asynchronous callers, answered at the end */
+    UT_hash_handle hh;      /* links the record into its group's map */
     char key[];
 };
 
@@ -47,6 +67,9 @@ struct sc_flight {
     size_t records;               /* records alive, in the map or not */
     sc_options opts;
     struct sc_stats stats;
+    size_t threads;            /* kit threads still running */
+    pthread_cond_t idle;       /* signalled when threads drops to 0 */
+    struct kit_thread *exited; /* kit threads that ended, to be joined */
 };
 
 sc_group *sc_new_with(const sc_options *opts)
@@ -65,7 +88,9 @@ sc_group *sc_new_with(const sc_options *opts)
     if (rc == 0)
         rc = pthread_condattr_setclock(&f->monotonic, CLOCK_MONOTONIC);
     if (rc == 0)
-        rc = pthread_mutex_init(&f->lock, NULL);
+        rc = pthread_cond_init(&f->idle, NULL);
+    if (rc == 0 && (rc = pthread_mutex_init(&f->lock, NULL)) != 0)
+        pthread_cond_destroy(&f->idle);
     if (rc != 0) {
         free(f);
         errno = rc;
@@ -75,6 +100,7 @@ sc_group *sc_new_with(const sc_options *opts)
     sc_group *g = sc__group_for(f);
     if (g == NULL) {
         pthread_mutex_destroy(&f->lock);
+        pthread_cond_destroy(&f->idle);
         pthread_condattr_destroy(&f->monotonic);
         free(f);
         errno = ENOMEM;
@@ -82,14 +108,28 @@ sc_group *sc_new_with(const sc_options *opts)
     return g;
 }
 
+/* Joins kit threads that have ended, and frees their list. */
+static void join_all(struct kit_thread *t)
+{
+    while (t != NULL) {
+        struct kit_thread *next = t->next;
+        pthread_join(t->id, NULL);
+        free(t);
+        t = next;
+    }
+}
+
 int sc__flight_free(struct sc_flight *f)
 {
     pthread_mutex_lock(&f->lock);
-    size_t busy = f->records;
+    bool busy = f->records != 0 || f->threads != 0;
+    struct kit_thread *exited = busy ? NULL : f->exited;
     pthread_mutex_unlock(&f->lock);
-    if (busy != 0)
+    if (busy)
         return -EBUSY;
+    join_all(exited);
     pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->idle);
     pthread_condattr_destroy(&f->monotonic);
     free(f);
     return 0;
@@ -132,14 +172,41 @@ static void finish(struct ending e)
 }
 
 /* Ends a flight, with f->lock held: out of the map (unless sc_forget took
- * it out already, so a newer flight for the key stays), followers woken. */
-static void end_flight(struct sc_flight *f, struct call *c, enum state how)
+ * it out already, so a newer flight for the key stays), followers woken,
+ * asynchronous waiters' results made. Returns the waiters, for deliver. */
+static struct waiter *end_flight(struct sc_flight *f, struct call *c,
+                                 enum state how)
 {
     if (!c->forgotten)
         HASH_DEL(f->calls, c);
     c->state = how;
     f->stats.in_flight--;
     pthread_cond_broadcast(&c->wake);
+    for (struct waiter *w = c->waiters; w != NULL; w = w->next) {
+        if (how == DONE) {
+            w->r =
+                (sc_result){share(f, c->val), c->err, w->fresh, c->joined > 1};
+            w->rc = c->err;
+            f->stats.shared += !w->fresh;
+        } else {
+            w->rc = -ECANCELED;
+            f->stats.cancelled++;
+        }
+    }
+    struct waiter *ws = c->waiters;
+    c->waiters = NULL;
+    return ws;
+}
+
+/* Calls the asynchronous waiters back, without the lock, and frees them. */
+static void deliver(struct waiter *w)
+{
+    while (w != NULL) {
+        struct waiter *next = w->next;
+        w->done(w->done_arg, w->rc, w->rc == -ECANCELED ? NULL : &w->r);
+        free(w);
+        w = next;
+    }
 }
 
 struct in_flight {
@@ -153,11 +220,62 @@ static void abandon(void *arg)
 {
     struct in_flight *p = arg;
     pthread_mutex_lock(&p->f->lock);
-    end_flight(p->f, p->c, ABANDONED);
-    p->f->stats.cancelled++;
+    bool sync_leader = !p->c->async;
+    struct waiter *ws = end_flight(p->f, p->c, ABANDONED);
+    p->f->stats.cancelled += sync_leader; /* a kit thread is no caller */
     struct ending e = leave(p->f, p->c);
     pthread_mutex_unlock(&p->f->lock);
+    deliver(ws);
     finish(e);
+}
+
+/* A new flight for key, in the map, with one reference (its leader's) and
+ * one caller. With f->lock held; NULL when memory runs out. */
+static struct call *new_call(struct sc_flight *f, const char *key, size_t len)
+{
+    struct call *c = malloc(sizeof *c + len + 1);
+    if (c == NULL || pthread_cond_init(&c->wake, &f->monotonic) != 0) {
+        free(c);
+        return NULL;
+    }
+    memcpy(c->key, key, len + 1);
+    c->state = RUNNING;
+    c->refs = c->joined = 1;
+    c->forgotten = false;
+    c->async = false;
+    c->leader = pthread_self();
+    c->val = NULL;
+    c->err = 0;
+    c->waiters = NULL;
+    HASH_ADD_KEYPTR(hh, f->calls, c->key, len, c);
+    if (c->hh.tbl == NULL) { /* uthash rolled the failed insert back */
+        pthread_cond_destroy(&c->wake);
+        free(c);
+        return NULL;
+    }
+    f->records++;
+    f->stats.flights++;
+    f->stats.callers++;
+    f->stats.in_flight++;
+    return c;
+}
+
+/* Runs fn for the flight c and ends it; returns with f->lock held and the
+ * waiters to deliver to. If the thread never comes back from fn, a cleanup
+ * handler abandons the flight instead. */
+static struct waiter *fly(struct sc_flight *f, struct call *c, sc_fn fn,
+                          void *arg)
+{
+    void *val = NULL;
+    int err;
+    struct in_flight self = {f, c};
+    pthread_cleanup_push(abandon, &self);
+    err = fn(arg, &val);
+    pthread_cleanup_pop(0);
+    pthread_mutex_lock(&f->lock);
+    c->val = val;
+    c->err = err;
+    return end_flight(f, c, DONE);
 }
 
 /* Runs fn as the leader of a new flight. Entered with f->lock held,
@@ -165,46 +283,15 @@ static void abandon(void *arg)
 static int lead(struct sc_flight *f, const char *key, size_t len, sc_fn fn,
                 void *arg, sc_result *out)
 {
-    struct call *c = malloc(sizeof *c + len + 1);
-    if (c == NULL || pthread_cond_init(&c->wake, &f->monotonic) != 0) {
-        pthread_mutex_unlock(&f->lock);
-        free(c);
-        return -ENOMEM;
-    }
-    memcpy(c->key, key, len + 1);
-    c->state = RUNNING;
-    c->refs = c->joined = 1;
-    c->forgotten = false;
-    c->leader = pthread_self();
-    c->val = NULL;
-    c->err = 0;
-    HASH_ADD_KEYPTR(hh, f->calls, c->key, len, c);
-    if (c->hh.tbl == NULL) { /* uthash rolled the failed insert back */
-        pthread_mutex_unlock(&f->lock);
-        pthread_cond_destroy(&c->wake);
-        free(c);
-        return -ENOMEM;
-    }
-    f->records++;
-    f->stats.flights++;
-    f->stats.callers++;
-    f->stats.in_flight++;
+    struct call *c = new_call(f, key, len);
     pthread_mutex_unlock(&f->lock);
-
-    void *val = NULL;
-    int err;
-    struct in_flight self = {f, c};
-    pthread_cleanup_push(abandon, &self);
-    err = fn(arg, &val);
-    pthread_cleanup_pop(0);
-
-    pthread_mutex_lock(&f->lock);
-    c->val = val;
-    c->err = err;
-    end_flight(f, c, DONE);
-    *out = (sc_result){share(f, val), err, true, c->joined > 1};
+    if (c == NULL)
+        return -ENOMEM;
+    struct waiter *ws = fly(f, c, fn, arg);
+    *out = (sc_result){share(f, c->val), c->err, true, c->joined > 1};
     struct ending e = leave(f, c);
     pthread_mutex_unlock(&f->lock);
+    deliver(ws);
     finish(e);
     return 0;
 }
@@ -325,6 +412,139 @@ int sc_do_result(sc_group *g, const char *key, sc_fn fn, void *arg,
                  sc_result *out)
 {
     return sc_do_until(g, key, fn, arg, NULL, out);
+}
+
+/* What a kit thread needs to lead an asynchronous flight. */
+struct async_start {
+    struct sc_flight *f;
+    struct call *c;
+    sc_fn fn;
+    void *arg;
+    struct kit_thread *self;
+};
+
+/* Cleanup handler, run however a kit thread ends: it queues itself to be
+ * joined, and the last one out wakes sc_drain. */
+static void kit_thread_done(void *arg)
+{
+    struct async_start *a = arg;
+    struct sc_flight *f = a->f;
+    pthread_mutex_lock(&f->lock);
+    a->self->next = f->exited;
+    f->exited = a->self;
+    if (--f->threads == 0)
+        pthread_cond_broadcast(&f->idle);
+    pthread_mutex_unlock(&f->lock);
+    free(a);
+}
+
+static void *async_leader(void *arg)
+{
+    struct async_start *a = arg;
+    pthread_cleanup_push(kit_thread_done, a);
+    struct waiter *ws = fly(a->f, a->c, a->fn, a->arg);
+    struct ending e = leave(a->f, a->c);
+    pthread_mutex_unlock(&a->f->lock);
+    deliver(ws);
+    finish(e);
+    pthread_cleanup_pop(1);
+    return NULL;
+}
+
+/* Starts a kit thread to lead c, with f->lock held. */
+static int start_leader(struct sc_flight *f, struct call *c, sc_fn fn,
+                        void *arg)
+{
+    struct async_start *a = malloc(sizeof *a);
+    struct kit_thread *t = malloc(sizeof *t);
+    int rc = a != NULL && t != NULL ? 0 : ENOMEM;
+    if (rc == 0) {
+        *a = (struct async_start){f, c, fn, arg, t};
+        rc = pthread_create(&t->id, NULL, async_leader, a);
+    }
+    if (rc != 0) {
+        free(a);
+        free(t);
+        return rc == ENOMEM ? -ENOMEM : -EAGAIN;
+    }
+    c->leader = t->id; /* before anyone can look: the lock is held */
+    f->threads++;
+    return 0;
+}
+
+int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
+                sc_done_fn done, void *done_arg)
+{
+    int rc = -EINVAL;
+    struct sc_flight *f = engine(g, &rc);
+    if (f == NULL || key == NULL || fn == NULL || done == NULL)
+        return rc;
+    size_t len = strlen(key);
+    if (len > UINT_MAX)
+        return -EINVAL;
+    struct waiter *w = malloc(sizeof *w);
+    if (w == NULL)
+        return -ENOMEM;
+    *w = (struct waiter){.done = done, .done_arg = done_arg};
+    struct call *c;
+    pthread_mutex_lock(&f->lock);
+    HASH_FIND(hh, f->calls, key, len, c);
+    if (c != NULL) { /* join the flight in progress */
+        w->next = c->waiters;
+        c->waiters = w;
+        c->joined++;
+        f->stats.callers++;
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+    }
+    c = new_call(f, key, len);
+    rc = c != NULL ? start_leader(f, c, fn, arg) : -ENOMEM;
+    if (rc == 0) {
+        c->async = true;
+        w->fresh = true;
+        c->waiters = w;
+    } else if (c != NULL) { /* undo the flight: nobody could join it */
+        HASH_DEL(f->calls, c);
+        f->records--;
+        f->stats.flights--;
+        f->stats.callers--;
+        f->stats.in_flight--;
+        pthread_cond_destroy(&c->wake);
+        free(c);
+    }
+    pthread_mutex_unlock(&f->lock);
+    if (rc != 0)
+        free(w);
+    return rc;
+}
+
+static void unlock_group(void *f)
+{
+    pthread_mutex_unlock(&((struct sc_flight *)f)->lock);
+}
+
+static struct kit_thread *wait_idle(struct sc_flight *f)
+{
+    while (f->threads != 0)
+        pthread_cond_wait(&f->idle, &f->lock);
+    struct kit_thread *exited = f->exited;
+    f->exited = NULL;
+    return exited;
+}
+
+int sc_drain(sc_group *g)
+{
+    int rc = -EINVAL;
+    struct sc_flight *f = engine(g, &rc);
+    if (f == NULL)
+        return rc;
+    struct kit_thread *exited;
+    pthread_mutex_lock(&f->lock);
+    pthread_cleanup_push(unlock_group, f);
+    exited = wait_idle(f);
+    pthread_cleanup_pop(1);
+    join_all(exited);
+    return 0;
 }
 
 int sc_forget(sc_group *g, const char *key)

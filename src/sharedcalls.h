@@ -109,9 +109,9 @@ int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg, void **val,
  * the annotated port). A group from sc_new_with runs the kit's full engine
  * (src/flight.c), which adds what golang.org/x/sync's singleflight, nginx's
  * proxy_cache_lock and C itself ask for: value ownership, Forget, the
- * shared flag, follower deadlines, -EDEADLK instead of waiting for itself,
- * safety when a thread is cancelled or exits inside the kit, and
- * statistics. sc_do, sc_do_ex and sc_free work on both kinds of group; the
+ * shared flag, follower deadlines, asynchronous calls, -EDEADLK instead of
+ * waiting for itself, safety when a thread is cancelled or exits inside
+ * the kit, and statistics. sc_do, sc_do_ex and sc_free work on both kinds of group; the
  * functions below answer -ENOTSUP on a group from sc_new.
  *
  * On a group from sc_new_with, sc_do and sc_do_ex also return -EDEADLK,
@@ -176,6 +176,36 @@ int sc_do_result(sc_group *g, const char *key, sc_fn fn, void *arg,
  */
 int sc_do_until(sc_group *g, const char *key, sc_fn fn, void *arg,
                 const struct timespec *deadline, sc_result *out);
+
+/* An asynchronous call's answer: rc is what sc_do_result would have
+ * returned, r->err, or -ECANCELED (the leader was cancelled or exited inside
+ * fn) with r NULL. *r lives only for the call; with value hooks, r->val is
+ * the callee's own share. */
+typedef void (*sc_done_fn)(void *done_arg, int rc, const sc_result *r);
+
+/*
+ * sc_do_result without waiting (x/sync's DoChan): returns 0 at once and
+ * calls done(done_arg, rc, r) exactly once, when the flight ends; or returns
+ * a negative errno and never calls done: -EINVAL, -ENOMEM, -EAGAIN (no
+ * thread could be started), -ENOTSUP (g is from sc_new).
+ *
+ * If a flight for key is in progress, the call joins it; if not, the kit
+ * starts a thread that runs fn(arg, &v) as the flight's leader. done runs
+ * on the thread that ends the flight: that kit thread; or, if the leader is
+ * a synchronous caller, that caller's thread, right after fn returns and
+ * before its own sc_do returns; or a cancelled leader's thread, in its
+ * cleanup. Keep done short. It may call into the kit, but not sc_drain.
+ */
+int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
+                sc_done_fn done, void *done_arg);
+
+/*
+ * Waits until every thread the kit started for g's asynchronous calls has
+ * ended, and joins them, so none outlives the group: call it before
+ * sc_free (which answers -EBUSY while one runs), and not from a done
+ * callback. Returns 0, -EINVAL or -ENOTSUP.
+ */
+int sc_drain(sc_group *g);
 
 /*
  * Forgets the flight in progress for key, if any (x/sync's Forget): later

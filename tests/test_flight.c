@@ -1,7 +1,8 @@
 /*
  * test_flight.c - the full engine (groups from sc_new_with): value hooks,
  * Forget, the full result, follower deadlines, -EDEADLK, a leader that
- * exits inside fn, statistics, and the base API on such groups.
+ * exits inside fn, statistics, asynchronous calls, and the base API on
+ * such groups.
  * Cancellation has a suite of its own, test_cancel.c.
  *
  * A flight here is held inside fn until the test releases it; followers
@@ -460,6 +461,171 @@ static void free_busy(void)
     held_destroy(&h);
 }
 
+/* What an asynchronous call was answered, and on which thread. */
+struct answer {
+    struct tu_gate *answered; /* raised once per callback */
+    int rc, calls;
+    bool got; /* a result came with it */
+    sc_result r;
+    pthread_t thread;
+};
+
+static void on_done(void *arg, int rc, const sc_result *r)
+{
+    struct answer *a = arg;
+    a->rc = rc;
+    a->calls++;
+    a->got = r != NULL;
+    if (r != NULL)
+        a->r = *r;
+    a->thread = pthread_self();
+    tu_gate_raise(a->answered, 1);
+}
+
+/* An asynchronous call starts a flight on a kit thread; a synchronous and
+ * another asynchronous caller join it; every callback comes once, from the
+ * kit thread; sc_drain joins it, and only then is the group free. */
+static void async_starts_a_flight(void)
+{
+    struct held h;
+    held_init(&h, sc_new_with(NULL), "k");
+    struct tu_gate answered;
+    tu_gate_init(&answered);
+    struct answer a0 = {.answered = &answered}, a1 = {.answered = &answered};
+    tu_parked_reset();
+    CU_ASSERT_EQUAL_FATAL(sc_do_async(h.g, "k", held_fn, &h, on_done, &a0), 0);
+    tu_gate_expect(&h.runs, 1, "the kit thread never ran fn");
+    struct caller sync = {.h = &h};
+    struct tu_thread ts;
+    tu_start(&ts, call, &sync);
+    tu_parked_expect(1, "the synchronous follower never parked");
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done, &a1), 0);
+    CU_ASSERT_EQUAL(sc_free(h.g), -EBUSY);
+    tu_gate_raise(&h.release, 1);
+    tu_join(&ts, "the synchronous follower");
+    tu_gate_expect(&answered, 2, "a callback never came");
+    CU_ASSERT_EQUAL(sc_drain(h.g), 0);
+    CU_ASSERT_EQUAL(h.runs.count, 1);
+    CU_ASSERT_EQUAL(sync.rc, 0);
+    CU_ASSERT_PTR_EQUAL(sync.r.val, (void *)1);
+    CU_ASSERT_FALSE(sync.r.fresh);
+    CU_ASSERT_TRUE(a0.got && a0.rc == 0 && a0.calls == 1);
+    CU_ASSERT_TRUE(a0.r.fresh && a0.r.shared);
+    CU_ASSERT_PTR_EQUAL(a0.r.val, (void *)1);
+    CU_ASSERT_TRUE(a1.got && a1.rc == 0 && a1.calls == 1);
+    CU_ASSERT_FALSE(a1.r.fresh);
+    CU_ASSERT_PTR_EQUAL(a1.r.val, (void *)1);
+    CU_ASSERT_TRUE(pthread_equal(a0.thread, a1.thread));
+    CU_ASSERT_FALSE(pthread_equal(a0.thread, pthread_self()));
+    CU_ASSERT_FALSE(pthread_equal(a0.thread, ts.id));
+    tu_free_group(h.g);
+    tu_gate_destroy(&answered);
+    held_destroy(&h);
+}
+
+/* An asynchronous call joins a synchronous leader's flight; its callback
+ * runs on that leader's thread. */
+static void async_joins_a_sync_leader(void)
+{
+    struct held h;
+    held_init(&h, sc_new_with(NULL), "k");
+    struct tu_gate answered;
+    tu_gate_init(&answered);
+    struct answer a = {.answered = &answered};
+    struct caller c[1];
+    struct tu_thread t[1];
+    start_flight(&h, 1, c, t, 0);
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done, &a), 0);
+    tu_gate_raise(&h.release, 1);
+    tu_gate_expect(&answered, 1, "the callback never came");
+    join_all(t, 1);
+    CU_ASSERT_TRUE(a.got && a.rc == 0);
+    CU_ASSERT_FALSE(a.r.fresh);
+    CU_ASSERT_TRUE(a.r.shared);
+    CU_ASSERT_TRUE(c[0].r.shared);
+    CU_ASSERT_TRUE(pthread_equal(a.thread, t[0].id));
+    CU_ASSERT_EQUAL(sc_drain(h.g), 0);
+    tu_free_group(h.g);
+    tu_gate_destroy(&answered);
+    held_destroy(&h);
+}
+
+/* A kit thread that exits inside fn: every waiter is answered -ECANCELED,
+ * with no result, and the thread is still joined. */
+static void async_leader_exits(void)
+{
+    struct held h;
+    held_init(&h, sc_new_with(NULL), "k");
+    h.exit_in_fn = true;
+    struct tu_gate answered;
+    tu_gate_init(&answered);
+    struct answer a0 = {.answered = &answered}, a1 = {.answered = &answered};
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done, &a0), 0);
+    tu_gate_expect(&h.runs, 1, "the kit thread never ran fn");
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done, &a1), 0);
+    tu_gate_raise(&h.release, 1);
+    tu_gate_expect(&answered, 2, "a callback never came");
+    CU_ASSERT_EQUAL(sc_drain(h.g), 0);
+    CU_ASSERT_TRUE(a0.rc == -ECANCELED && !a0.got);
+    CU_ASSERT_TRUE(a1.rc == -ECANCELED && !a1.got);
+    struct sc_stats s;
+    sc_stats(h.g, &s);
+    CU_ASSERT_EQUAL(s.cancelled, 2); /* the two callers, not the kit thread */
+    tu_free_group(h.g);
+    tu_gate_destroy(&answered);
+    held_destroy(&h);
+}
+
+/* With a copying share, each callback owns its copy (and frees it). */
+static void on_done_free(void *arg, int rc, const sc_result *r)
+{
+    struct answer *a = arg;
+    a->rc = rc;
+    a->got = r != NULL && strcmp(r->val, "run 1") == 0;
+    if (r != NULL)
+        free(r->val);
+    tu_gate_raise(a->answered, 1);
+}
+
+static void async_with_hooks(void)
+{
+    sc_options o = {.share = copy_string, .drop = free_string};
+    struct held h;
+    held_init(&h, sc_new_with(&o), "k");
+    h.make = string_new;
+    struct tu_gate answered;
+    tu_gate_init(&answered);
+    struct answer a0 = {.answered = &answered}, a1 = {.answered = &answered};
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done_free, &a0), 0);
+    tu_gate_expect(&h.runs, 1, "the kit thread never ran fn");
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done_free, &a1), 0);
+    tu_gate_raise(&h.release, 1);
+    tu_gate_expect(&answered, 2, "a callback never came");
+    CU_ASSERT_EQUAL(sc_drain(h.g), 0);
+    CU_ASSERT_TRUE(a0.got && a1.got);
+    tu_free_group(h.g);
+    tu_gate_destroy(&answered);
+    held_destroy(&h);
+}
+
+static void async_edges(void)
+{
+    sc_group *g = sc_new_with(NULL), *plain = sc_new();
+    struct tu_gate answered;
+    tu_gate_init(&answered);
+    struct answer a = {.answered = &answered};
+    CU_ASSERT_EQUAL(sc_do_async(g, "k", echo, NULL, NULL, NULL), -EINVAL);
+    CU_ASSERT_EQUAL(sc_do_async(g, NULL, echo, NULL, on_done, &a), -EINVAL);
+    CU_ASSERT_EQUAL(sc_do_async(plain, "k", echo, NULL, on_done, &a), -ENOTSUP);
+    CU_ASSERT_EQUAL(sc_drain(plain), -ENOTSUP);
+    CU_ASSERT_EQUAL(sc_drain(NULL), -EINVAL);
+    CU_ASSERT_EQUAL(sc_drain(g), 0); /* nothing to wait for */
+    CU_ASSERT_EQUAL(a.calls, 0);
+    tu_free_group(g);
+    tu_free_group(plain);
+    tu_gate_destroy(&answered);
+}
+
 int main(void)
 {
     static const struct tu_test tests[] = {
@@ -476,6 +642,14 @@ int main(void)
         {"stats add up", stats_count},
         {"base API on engine groups; -ENOTSUP, -EINVAL", api_edges},
         {"sc_free of a busy engine group is -EBUSY", free_busy},
+        {"async: starts a flight; sync and async callers join",
+         async_starts_a_flight},
+        {"async: joins a sync leader, answered on its thread",
+         async_joins_a_sync_leader},
+        {"async: a kit thread exiting in fn answers -ECANCELED",
+         async_leader_exits},
+        {"async: with hooks, each callback owns its copy", async_with_hooks},
+        {"async: -EINVAL, -ENOTSUP, an idle drain", async_edges},
         {NULL, NULL},
     };
     return tu_run_suite("the full engine (sc_new_with)", tests);
