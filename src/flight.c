@@ -26,7 +26,11 @@
 #define HASH_NONFATAL_OOM 1 /* a failed insert returns; it must not exit() */
 #include <uthash.h>
 
-enum state { RUNNING, DONE, ABANDONED };
+/* A flight is RUNNING until it ends DONE (fn returned) or ABANDONED (its
+ * leader never came back from fn). With the handoff option, a failed or
+ * abandoned leader sets HANDOFF instead: the first follower to see it runs
+ * fn itself, and the flight is RUNNING again. */
+enum state { RUNNING, HANDOFF, DONE, ABANDONED };
 
 /* An asynchronous caller of a flight. It holds no reference to the record:
  * its result is made, under the lock, when the flight ends. */
@@ -48,12 +52,13 @@ struct kit_thread {
 struct call {
     pthread_cond_t wake; /* on CLOCK_MONOTONIC, for deadlines */
     enum state state;
-    unsigned refs;    /* callers that have yet to leave */
-    unsigned joined;  /* callers that joined, the leader included */
-    bool forgotten;   /* taken out of the map by sc_forget */
-    bool async;       /* its leader is a kit thread, not a caller */
-    pthread_t leader; /* the thread in fn: its own key is -EDEADLK */
-    void *val;        /* the flight's own handle */
+    enum state fallback; /* HANDOFF: how it ends if no follower takes it */
+    unsigned refs;       /* callers that have yet to leave */
+    unsigned joined;     /* callers that joined, the leader included */
+    bool in_map;         /* false once ended, or taken out by sc_forget */
+    bool async;          /* its leader is a kit thread, not a caller */
+    pthread_t leader;    /* the thread in fn: its own key is -EDEADLK */
+    void *val;           /* the flight's own handle */
     int err;
     struct waiter *waiters; /* asynchronous callers, answered at the end */
     UT_hash_handle hh;      /* links the record into its group's map */
@@ -144,25 +149,38 @@ static void *share(const struct sc_flight *f, void *val)
                : val;
 }
 
-/* What is left to do once the last caller has left a record: it runs after
- * the lock is released, when f itself may already be gone, so it carries
+/* What is left to do after a caller has left a record, once the lock is
+ * released: answer asynchronous waiters if the flight ended, and free the
+ * record if this was its last caller. f may be gone by then, so it carries
  * its own copy of the hooks. */
 struct ending {
-    struct call *c; /* NULL: nothing to do */
+    struct waiter *ws; /* to deliver to */
+    struct call *c;    /* to free; NULL: not the last caller */
     sc_options opts;
 };
 
-/* Drops one caller's reference, with f->lock held. */
+static struct waiter *end_flight(struct sc_flight *f, struct call *c,
+                                 enum state how);
+
+/* Drops one caller's reference, with f->lock held. The last follower that
+ * could have taken a handed-off flight ends it as its leader left it. */
 static struct ending leave(struct sc_flight *f, struct call *c)
 {
-    if (--c->refs != 0)
-        return (struct ending){NULL, {0}};
-    f->records--;
-    return (struct ending){c, f->opts};
+    struct ending e = {NULL, NULL, f->opts};
+    if (c->state == HANDOFF && c->refs == 1)
+        e.ws = end_flight(f, c, c->fallback);
+    if (--c->refs == 0) {
+        f->records--;
+        e.c = c;
+    }
+    return e;
 }
+
+static void deliver(struct waiter *w);
 
 static void finish(struct ending e)
 {
+    deliver(e.ws);
     if (e.c == NULL)
         return;
     if (e.opts.drop != NULL && e.c->val != NULL)
@@ -177,8 +195,13 @@ static void finish(struct ending e)
 static struct waiter *end_flight(struct sc_flight *f, struct call *c,
                                  enum state how)
 {
-    if (!c->forgotten)
+    if (c->in_map) { /* sc_forget may have taken it out, for a newer flight */
+        /* clang's analyzer forgets *c across pthread_cond_broadcast, and so
+         * imagines a second delete; in_map says the map holds c. */
+        /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
         HASH_DEL(f->calls, c);
+    }
+    c->in_map = false;
     c->state = how;
     f->stats.in_flight--;
     pthread_cond_broadcast(&c->wake);
@@ -214,15 +237,30 @@ struct in_flight {
     struct call *c;
 };
 
+/* With the handoff option and a follower waiting, passes the failed or
+ * abandoned flight c on instead of ending it; with f->lock held. */
+static bool hand_off(struct sc_flight *f, struct call *c, enum state fallback)
+{
+    if (!f->opts.handoff || c->refs < 2) /* no follower waits to take it */
+        return false;
+    c->state = HANDOFF;
+    c->fallback = fallback;
+    c->val = NULL; /* the failed run's value stays with its leader */
+    pthread_cond_broadcast(&c->wake);
+    return true;
+}
+
 /* Cleanup handler: the leader's thread was cancelled or exited inside fn.
- * Its followers get -ECANCELED, and the key is free for new flights. */
+ * Its followers get -ECANCELED (or, with handoff, one of them takes over),
+ * and the key is free for new flights. */
 static void abandon(void *arg)
 {
     struct in_flight *p = arg;
     pthread_mutex_lock(&p->f->lock);
-    bool sync_leader = !p->c->async;
-    struct waiter *ws = end_flight(p->f, p->c, ABANDONED);
-    p->f->stats.cancelled += sync_leader; /* a kit thread is no caller */
+    p->f->stats.cancelled += !p->c->async; /* a kit thread is no caller */
+    struct waiter *ws = NULL;
+    if (!hand_off(p->f, p->c, ABANDONED))
+        ws = end_flight(p->f, p->c, ABANDONED);
     struct ending e = leave(p->f, p->c);
     pthread_mutex_unlock(&p->f->lock);
     deliver(ws);
@@ -239,9 +277,9 @@ static struct call *new_call(struct sc_flight *f, const char *key, size_t len)
         return NULL;
     }
     memcpy(c->key, key, len + 1);
-    c->state = RUNNING;
+    c->state = c->fallback = RUNNING;
     c->refs = c->joined = 1;
-    c->forgotten = false;
+    c->in_map = true;
     c->async = false;
     c->leader = pthread_self();
     c->val = NULL;
@@ -260,22 +298,48 @@ static struct call *new_call(struct sc_flight *f, const char *key, size_t len)
     return c;
 }
 
-/* Runs fn for the flight c and ends it; returns with f->lock held and the
- * waiters to deliver to. If the thread never comes back from fn, a cleanup
- * handler abandons the flight instead. */
-static struct waiter *fly(struct sc_flight *f, struct call *c, sc_fn fn,
-                          void *arg)
-{
-    void *val = NULL;
+/* What one run of fn left its leader. */
+struct flown {
+    void *val;
     int err;
+    bool handed;       /* it failed and a follower takes over */
+    struct waiter *ws; /* the flight ended: answer these */
+};
+
+/* Runs fn for the flight c and ends it, or hands it on if it failed;
+ * returns with f->lock held. If the thread never comes back from fn, a
+ * cleanup handler abandons the flight instead. */
+static struct flown fly(struct sc_flight *f, struct call *c, sc_fn fn,
+                        void *arg)
+{
+    struct flown r = {NULL, 0, false, NULL};
     struct in_flight self = {f, c};
     pthread_cleanup_push(abandon, &self);
-    err = fn(arg, &val);
+    r.err = fn(arg, &r.val);
     pthread_cleanup_pop(0);
     pthread_mutex_lock(&f->lock);
-    c->val = val;
-    c->err = err;
-    return end_flight(f, c, DONE);
+    c->err = r.err;
+    r.handed = r.err != 0 && hand_off(f, c, DONE);
+    if (!r.handed) {
+        c->val = r.val;
+        r.ws = end_flight(f, c, DONE);
+    }
+    return r;
+}
+
+/* The end of a leader's call, with f->lock held; returns with it
+ * released. A value its run handed on with the flight is its own to drop. */
+static int conclude(struct sc_flight *f, struct call *c, struct flown r,
+                    sc_result *out)
+{
+    *out = (sc_result){share(f, r.val), r.err, true, c->joined > 1};
+    struct ending e = leave(f, c);
+    pthread_mutex_unlock(&f->lock);
+    if (r.handed && e.opts.drop != NULL && r.val != NULL)
+        e.opts.drop(r.val, e.opts.ctx);
+    deliver(r.ws);
+    finish(e);
+    return 0;
 }
 
 /* Runs fn as the leader of a new flight. Entered with f->lock held,
@@ -287,13 +351,20 @@ static int lead(struct sc_flight *f, const char *key, size_t len, sc_fn fn,
     pthread_mutex_unlock(&f->lock);
     if (c == NULL)
         return -ENOMEM;
-    struct waiter *ws = fly(f, c, fn, arg);
-    *out = (sc_result){share(f, c->val), c->err, true, c->joined > 1};
-    struct ending e = leave(f, c);
+    struct flown r = fly(f, c, fn, arg);
+    return conclude(f, c, r, out);
+}
+
+/* A follower takes a handed-off flight and runs its own fn for it. */
+static int take_over(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
+                     sc_result *out)
+{
+    c->state = RUNNING;
+    c->leader = pthread_self();
+    f->stats.flights++;
     pthread_mutex_unlock(&f->lock);
-    deliver(ws);
-    finish(e);
-    return 0;
+    struct flown r = fly(f, c, fn, arg);
+    return conclude(f, c, r, out);
 }
 
 /* Cleanup handler: a follower was cancelled in its wait, which has taken
@@ -320,8 +391,9 @@ static int wait_for(struct sc_flight *f, struct call *c,
 }
 
 /* Waits for the flight c, with f->lock held; returns with it released.
- * Returns 0 with *out set, -ETIMEDOUT or -ECANCELED. */
-static int follow(struct sc_flight *f, struct call *c,
+ * Returns 0 with *out set, -ETIMEDOUT or -ECANCELED. With the handoff
+ * option, it may run fn itself (take_over). */
+static int follow(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
                   const struct timespec *deadline, sc_result *out)
 {
     c->refs++;
@@ -333,6 +405,8 @@ static int follow(struct sc_flight *f, struct call *c,
     rc = wait_for(f, c, deadline);
     pthread_cleanup_pop(0);
 
+    if (c->state == HANDOFF && rc == 0)
+        return take_over(f, c, fn, arg, out);
     switch (c->state) {
     case DONE:
         *out = (sc_result){share(f, c->val), c->err, false, true};
@@ -344,6 +418,7 @@ static int follow(struct sc_flight *f, struct call *c,
         rc = -ECANCELED;
         break;
     case RUNNING: /* the deadline passed first */
+    case HANDOFF:
         f->stats.timed_out++;
         rc = -rc;
         break;
@@ -371,7 +446,7 @@ static int run(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
         pthread_mutex_unlock(&f->lock);
         return -EDEADLK;
     }
-    return follow(f, c, deadline, out);
+    return follow(f, c, fn, arg, deadline, out);
 }
 
 int sc__flight_do_ex(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
@@ -442,10 +517,12 @@ static void *async_leader(void *arg)
 {
     struct async_start *a = arg;
     pthread_cleanup_push(kit_thread_done, a);
-    struct waiter *ws = fly(a->f, a->c, a->fn, a->arg);
+    struct flown r = fly(a->f, a->c, a->fn, a->arg);
     struct ending e = leave(a->f, a->c);
     pthread_mutex_unlock(&a->f->lock);
-    deliver(ws);
+    if (r.handed && e.opts.drop != NULL && r.val != NULL)
+        e.opts.drop(r.val, e.opts.ctx);
+    deliver(r.ws);
     finish(e);
     pthread_cleanup_pop(1);
     return NULL;
@@ -561,7 +638,7 @@ int sc_forget(sc_group *g, const char *key)
     HASH_FIND(hh, f->calls, key, len, c);
     if (c != NULL) {
         HASH_DEL(f->calls, c);
-        c->forgotten = true;
+        c->in_map = false;
     }
     pthread_mutex_unlock(&f->lock);
     return c != NULL ? 0 : -ENOENT;

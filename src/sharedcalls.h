@@ -133,6 +133,14 @@ typedef struct sc_options {
     void *(*share)(void *val, void *ctx);
     void (*drop)(void *val, void *ctx);
     void *ctx;
+    /*
+     * Hand-off. When a leader's fn fails (returns nonzero) or its thread is
+     * cancelled or exits inside fn, and a synchronous follower is waiting,
+     * the flight passes to that follower, which runs its own fn and leads
+     * from there; the failed leader gets its own result. Without it (the
+     * default, as in Go), every follower shares the failure.
+     */
+    bool handoff;
 } sc_options;
 
 /* What one caller got from a flight. */

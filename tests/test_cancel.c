@@ -59,9 +59,9 @@ static void *cancel_caller(void *arg)
     return NULL;
 }
 
-static void cancel_flight_init(struct flight *f)
+static void cancel_flight_init(struct flight *f, const sc_options *o)
 {
-    *f = (struct flight){.g = sc_new_with(NULL)};
+    *f = (struct flight){.g = sc_new_with(o)};
     tu_gate_init(&f->started);
     tu_gate_init(&f->release);
     tu_gate_init(&f->never);
@@ -80,7 +80,7 @@ static void cancel_flight_destroy(struct flight *f)
 static void cancelled_follower_leaves_cleanly(void)
 {
     struct flight f;
-    cancel_flight_init(&f);
+    cancel_flight_init(&f, NULL);
     struct caller lead = {.f = &f, .fn = cancel_held};
     struct caller follow = {.f = &f, .fn = cancel_held};
     struct tu_thread tl, tf;
@@ -109,7 +109,7 @@ static void cancelled_leader_releases_its_followers(void)
 {
     enum { N = 3 };
     struct flight f;
-    cancel_flight_init(&f);
+    cancel_flight_init(&f, NULL);
     struct caller c[N + 1];
     struct tu_thread t[N + 1];
     tu_parked_reset();
@@ -139,6 +139,44 @@ static void cancelled_leader_releases_its_followers(void)
     cancel_flight_destroy(&f);
 }
 
+/* With the handoff option, a cancelled leader's flight passes to one of
+ * its followers, which runs fn itself; the other shares that result. */
+static void cancelled_leader_hands_off(void)
+{
+    sc_options o = {.handoff = true};
+    struct flight f;
+    cancel_flight_init(&f, &o);
+    struct caller c[3];
+    struct tu_thread t[3];
+    tu_parked_reset();
+    c[0] = (struct caller){.f = &f, .fn = cancel_blocked};
+    tu_start(&t[0], cancel_caller, &c[0]);
+    tu_gate_expect(&f.started, 1, "no leader");
+    for (int i = 1; i <= 2; i++) {
+        c[i] = (struct caller){.f = &f, .fn = cancel_held};
+        tu_start(&t[i], cancel_caller, &c[i]);
+    }
+    tu_parked_expect(2, "followers never parked");
+    pthread_cancel(t[0].id);
+    tu_join(&t[0], "the cancelled leader");
+    tu_gate_expect(&f.started, 2, "no follower took the flight over");
+    tu_gate_raise(&f.release, 1);
+    int fresh = 0;
+    for (int i = 1; i <= 2; i++) {
+        tu_join(&t[i], "a follower");
+        CU_ASSERT_EQUAL(c[i].rc, 0);
+        CU_ASSERT_PTR_EQUAL(c[i].r.val, &f);
+        fresh += c[i].r.fresh;
+    }
+    CU_ASSERT_EQUAL(fresh, 1);
+    struct sc_stats s;
+    sc_stats(f.g, &s);
+    CU_ASSERT_EQUAL(s.flights, 2);
+    CU_ASSERT_EQUAL(s.cancelled, 1);
+    tu_free_group(f.g);
+    cancel_flight_destroy(&f);
+}
+
 int main(void)
 {
     static const struct tu_test tests[] = {
@@ -146,6 +184,8 @@ int main(void)
          cancelled_follower_leaves_cleanly},
         {"a cancelled leader: followers get -ECANCELED",
          cancelled_leader_releases_its_followers},
+        {"handoff: a cancelled leader's flight passes to a follower",
+         cancelled_leader_hands_off},
         {NULL, NULL},
     };
     return tu_run_suite("cancellation (sc_new_with)", tests);

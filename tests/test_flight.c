@@ -1,8 +1,8 @@
 /*
  * test_flight.c - the full engine (groups from sc_new_with): value hooks,
  * Forget, the full result, follower deadlines, -EDEADLK, a leader that
- * exits inside fn, statistics, asynchronous calls, and the base API on
- * such groups.
+ * exits inside fn, statistics, asynchronous calls, hand-off after a
+ * failure, and the base API on such groups.
  * Cancellation has a suite of its own, test_cancel.c.
  *
  * A flight here is held inside fn until the test releases it; followers
@@ -27,6 +27,7 @@ struct held {
     struct tu_gate runs, release;
     void *(*make)(intptr_t run); /* the value of run n; NULL: n itself */
     bool exit_in_fn;
+    int fail_until; /* runs up to this one fail with EIO */
 };
 
 static void held_init(struct held *h, sc_group *g, const char *key)
@@ -53,7 +54,7 @@ static int held_fn(void *arg, void **val)
     if (h->exit_in_fn)
         pthread_exit(NULL);
     *val = h->make != NULL ? h->make(run) : (void *)run;
-    return 0;
+    return run <= h->fail_until ? EIO : 0;
 }
 
 struct caller {
@@ -461,6 +462,66 @@ static void free_busy(void)
     held_destroy(&h);
 }
 
+/* A failed leader: without the handoff option every follower shares its
+ * failure (as in Go); with it, one follower runs fn itself and the other
+ * shares that run's result. */
+static void failed_leader(bool handoff)
+{
+    sc_options o = {.handoff = handoff};
+    struct held h;
+    held_init(&h, sc_new_with(&o), "k");
+    h.fail_until = 1;
+    struct caller c[3];
+    struct tu_thread t[3];
+    start_flight(&h, 1, c, t, 2);
+    tu_gate_raise(&h.release, 2); /* run 1 fails; a run 2 may follow */
+    join_all(t, 3);
+    CU_ASSERT_EQUAL(c[0].rc, EIO);
+    CU_ASSERT_TRUE(c[0].r.fresh);
+    int fresh = 0;
+    for (int i = 1; i <= 2; i++) {
+        fresh += c[i].r.fresh;
+        CU_ASSERT_EQUAL(c[i].rc, handoff ? 0 : EIO);
+        CU_ASSERT_PTR_EQUAL(c[i].r.val, handoff ? (void *)2 : (void *)1);
+    }
+    CU_ASSERT_EQUAL(fresh, handoff ? 1 : 0); /* the follower that took over */
+    CU_ASSERT_EQUAL(h.runs.count, handoff ? 2 : 1);
+    struct sc_stats s;
+    sc_stats(h.g, &s);
+    CU_ASSERT_EQUAL(s.flights, handoff ? 2 : 1);
+    CU_ASSERT_EQUAL(s.in_flight, 0);
+    tu_free_group(h.g);
+    held_destroy(&h);
+}
+
+static void failure_is_shared_by_default(void)
+{
+    failed_leader(false);
+}
+
+static void handoff_after_failure(void)
+{
+    failed_leader(true);
+}
+
+/* A leader that fails alone has nobody to hand off to: the flight ends. */
+static void handoff_needs_a_follower(void)
+{
+    sc_options o = {.handoff = true};
+    struct held h;
+    held_init(&h, sc_new_with(&o), "k");
+    h.fail_until = 1;
+    tu_gate_raise(&h.release, 2);
+    struct caller first = {.h = &h}, second = {.h = &h};
+    call(&first);
+    call(&second);
+    CU_ASSERT_EQUAL(first.rc, EIO);
+    CU_ASSERT_EQUAL(second.rc, 0); /* a new flight, not a hand-off */
+    CU_ASSERT_TRUE(second.r.fresh);
+    tu_free_group(h.g);
+    held_destroy(&h);
+}
+
 /* What an asynchronous call was answered, and on which thread. */
 struct answer {
     struct tu_gate *answered; /* raised once per callback */
@@ -650,6 +711,12 @@ int main(void)
          async_leader_exits},
         {"async: with hooks, each callback owns its copy", async_with_hooks},
         {"async: -EINVAL, -ENOTSUP, an idle drain", async_edges},
+        {"a failed leader's followers share its failure by default",
+         failure_is_shared_by_default},
+        {"handoff: after a failure, one follower runs fn itself",
+         handoff_after_failure},
+        {"handoff: a lone failed leader just ends its flight",
+         handoff_needs_a_follower},
         {NULL, NULL},
     };
     return tu_run_suite("the full engine (sc_new_with)", tests);
