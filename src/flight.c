@@ -73,6 +73,7 @@ struct sc_flight {
     sc_options opts;
     struct sc_stats stats;
     size_t threads;            /* kit threads still running */
+    size_t draining;           /* sc_drain calls under way */
     pthread_cond_t idle;       /* signalled when threads drops to 0 */
     struct kit_thread *exited; /* kit threads that ended, to be joined */
 };
@@ -90,12 +91,15 @@ sc_group *sc_new_with(const sc_options *opts)
         return NULL;
     }
     int rc = pthread_condattr_init(&f->monotonic);
-    if (rc == 0)
+    if (rc == 0) {
         rc = pthread_condattr_setclock(&f->monotonic, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&f->idle, NULL);
-    if (rc == 0 && (rc = pthread_mutex_init(&f->lock, NULL)) != 0)
-        pthread_cond_destroy(&f->idle);
+        if (rc == 0)
+            rc = pthread_cond_init(&f->idle, NULL);
+        if (rc == 0 && (rc = pthread_mutex_init(&f->lock, NULL)) != 0)
+            pthread_cond_destroy(&f->idle);
+        if (rc != 0)
+            pthread_condattr_destroy(&f->monotonic);
+    }
     if (rc != 0) {
         free(f);
         errno = rc;
@@ -127,7 +131,7 @@ static void join_all(struct kit_thread *t)
 int sc__flight_free(struct sc_flight *f)
 {
     pthread_mutex_lock(&f->lock);
-    bool busy = f->records != 0 || f->threads != 0;
+    bool busy = f->records != 0 || f->threads != 0 || f->draining != 0;
     struct kit_thread *exited = busy ? NULL : f->exited;
     pthread_mutex_unlock(&f->lock);
     if (busy)
@@ -202,8 +206,8 @@ static struct waiter *end_flight(struct sc_flight *f, struct call *c,
         HASH_DEL(f->calls, c);
     }
     c->in_map = false;
+    f->stats.in_flight -= c->state == RUNNING; /* a hand-off was counted */
     c->state = how;
-    f->stats.in_flight--;
     pthread_cond_broadcast(&c->wake);
     for (struct waiter *w = c->waiters; w != NULL; w = w->next) {
         if (how == DONE) {
@@ -246,8 +250,23 @@ static bool hand_off(struct sc_flight *f, struct call *c, enum state fallback)
     c->state = HANDOFF;
     c->fallback = fallback;
     c->val = NULL; /* the failed run's value stays with its leader */
+    f->stats.in_flight--;
     pthread_cond_broadcast(&c->wake);
     return true;
+}
+
+/* Takes the waiter whose call started the flight off c's list (an
+ * asynchronous leader's caller), or NULL. With f->lock held. */
+static struct waiter *take_initiator(struct call *c)
+{
+    for (struct waiter **p = &c->waiters; *p != NULL; p = &(*p)->next)
+        if ((*p)->fresh) {
+            struct waiter *w = *p;
+            *p = w->next;
+            w->next = NULL;
+            return w;
+        }
+    return NULL;
 }
 
 /* Cleanup handler: the leader's thread was cancelled or exited inside fn.
@@ -261,6 +280,10 @@ static void abandon(void *arg)
     struct waiter *ws = NULL;
     if (!hand_off(p->f, p->c, ABANDONED))
         ws = end_flight(p->f, p->c, ABANDONED);
+    else if ((ws = take_initiator(p->c)) != NULL) { /* its run, not the next */
+        ws->rc = -ECANCELED;
+        p->f->stats.cancelled++;
+    }
     struct ending e = leave(p->f, p->c);
     pthread_mutex_unlock(&p->f->lock);
     deliver(ws);
@@ -303,26 +326,34 @@ struct flown {
     void *val;
     int err;
     bool handed;       /* it failed and a follower takes over */
-    struct waiter *ws; /* the flight ended: answer these */
+    struct waiter *ws; /* answer these */
+    int cancel_state;  /* the caller's, restored by conclude */
 };
 
 /* Runs fn for the flight c and ends it, or hands it on if it failed;
  * returns with f->lock held. If the thread never comes back from fn, a
- * cleanup handler abandons the flight instead. */
+ * cleanup handler abandons the flight instead. From fn's return until
+ * conclude, cancellation waits: the hooks and callbacks run in between,
+ * and must neither strand the lock nor skip a waiter. */
 static struct flown fly(struct sc_flight *f, struct call *c, sc_fn fn,
                         void *arg)
 {
-    struct flown r = {NULL, 0, false, NULL};
+    struct flown r = {NULL, 0, false, NULL, 0};
     struct in_flight self = {f, c};
     pthread_cleanup_push(abandon, &self);
     r.err = fn(arg, &r.val);
     pthread_cleanup_pop(0);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &r.cancel_state);
     pthread_mutex_lock(&f->lock);
     c->err = r.err;
     r.handed = r.err != 0 && hand_off(f, c, DONE);
     if (!r.handed) {
         c->val = r.val;
         r.ws = end_flight(f, c, DONE);
+    } else if (c->async && (r.ws = take_initiator(c)) != NULL) {
+        /* an asynchronous leader's caller gets its own run's result */
+        r.ws->r = (sc_result){share(f, r.val), r.err, true, c->joined > 1};
+        r.ws->rc = r.err;
     }
     return r;
 }
@@ -339,6 +370,7 @@ static int conclude(struct sc_flight *f, struct call *c, struct flown r,
         e.opts.drop(r.val, e.opts.ctx);
     deliver(r.ws);
     finish(e);
+    pthread_setcancelstate(r.cancel_state, NULL);
     return 0;
 }
 
@@ -361,7 +393,9 @@ static int take_over(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
 {
     c->state = RUNNING;
     c->leader = pthread_self();
+    c->async = false; /* its leader is a caller again */
     f->stats.flights++;
+    f->stats.in_flight++;
     pthread_mutex_unlock(&f->lock);
     struct flown r = fly(f, c, fn, arg);
     return conclude(f, c, r, out);
@@ -376,6 +410,17 @@ static void depart(void *arg)
     struct ending e = leave(p->f, p->c);
     pthread_mutex_unlock(&p->f->lock);
     finish(e);
+}
+
+/* Whether an absolute CLOCK_MONOTONIC deadline (NULL: none) has passed. */
+static bool passed(const struct timespec *deadline)
+{
+    struct timespec now;
+    if (deadline == NULL)
+        return false;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
 /* Sleeps until c's flight ends or the deadline passes (ETIMEDOUT). */
@@ -405,8 +450,13 @@ static int follow(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
     rc = wait_for(f, c, deadline);
     pthread_cleanup_pop(0);
 
-    if (c->state == HANDOFF && rc == 0)
-        return take_over(f, c, fn, arg, out);
+    if (c->state == HANDOFF && rc == 0) {
+        if (!passed(deadline))
+            return take_over(f, c, fn, arg, out);
+        rc = ETIMEDOUT;
+    }
+    int cancel_state; /* the share hook and finish run uncancelled */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     switch (c->state) {
     case DONE:
         *out = (sc_result){share(f, c->val), c->err, false, true};
@@ -426,6 +476,7 @@ static int follow(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
     struct ending e = leave(f, c);
     pthread_mutex_unlock(&f->lock);
     finish(e);
+    pthread_setcancelstate(cancel_state, NULL);
     return rc;
 }
 
@@ -442,7 +493,8 @@ static int run(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
     HASH_FIND(hh, f->calls, key, len, c);
     if (c == NULL)
         return lead(f, key, len, fn, arg, out);
-    if (pthread_equal(c->leader, pthread_self())) { /* fn calls its own key */
+    if (c->state == RUNNING && /* fn calls its own key */
+        pthread_equal(c->leader, pthread_self())) {
         pthread_mutex_unlock(&f->lock);
         return -EDEADLK;
     }
@@ -524,6 +576,7 @@ static void *async_leader(void *arg)
         e.opts.drop(r.val, e.opts.ctx);
     deliver(r.ws);
     finish(e);
+    pthread_setcancelstate(r.cancel_state, NULL);
     pthread_cleanup_pop(1);
     return NULL;
 }
@@ -595,9 +648,12 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
     return rc;
 }
 
-static void unlock_group(void *f)
+/* Cleanup handler of sc_drain's wait, and its normal end. */
+static void stop_draining(void *arg)
 {
-    pthread_mutex_unlock(&((struct sc_flight *)f)->lock);
+    struct sc_flight *f = arg;
+    f->draining--;
+    pthread_mutex_unlock(&f->lock);
 }
 
 static struct kit_thread *wait_idle(struct sc_flight *f)
@@ -616,11 +672,18 @@ int sc_drain(sc_group *g)
     if (f == NULL)
         return rc;
     struct kit_thread *exited;
+    int cancel_state;
     pthread_mutex_lock(&f->lock);
-    pthread_cleanup_push(unlock_group, f);
+    f->draining++; /* sc_free waits for us */
+    pthread_cleanup_push(stop_draining, f);
     exited = wait_idle(f);
-    pthread_cleanup_pop(1);
-    join_all(exited);
+    pthread_cleanup_pop(0);
+    pthread_mutex_unlock(&f->lock);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    join_all(exited); /* they have ended: no join waits for long */
+    pthread_mutex_lock(&f->lock);
+    stop_draining(f);
+    pthread_setcancelstate(cancel_state, NULL);
     return 0;
 }
 

@@ -137,8 +137,11 @@ typedef struct sc_options {
      * Hand-off. When a leader's fn fails (returns nonzero) or its thread is
      * cancelled or exits inside fn, and a synchronous follower is waiting,
      * the flight passes to that follower, which runs its own fn and leads
-     * from there; the failed leader gets its own result. Without it (the
-     * default, as in Go), every follower shares the failure.
+     * from there; the failed leader (or, for an asynchronous flight, the
+     * caller that started it) gets its own failed result. A follower whose
+     * deadline has passed does not take the flight; if the last one that
+     * could leaves, the flight ends as its leader left it. Without the
+     * option (the default, as in Go), every follower shares the failure.
      */
     bool handoff;
 } sc_options;
@@ -179,8 +182,11 @@ int sc_do_result(sc_group *g, const char *key, sc_fn fn, void *arg,
  * A thread cancelled while it waits here leaves the group consistent: its
  * reference is dropped and the lock released. If the leader's thread is
  * cancelled or calls pthread_exit inside fn, its followers return
- * -ECANCELED and the key is free for new flights. (fn must not longjmp out
- * of the kit, and asynchronous cancellation is never safe.)
+ * -ECANCELED and the key is free for new flights. Once fn or the wait has
+ * returned, the kit holds a cancellation request back until the call
+ * returns, so the hooks and callbacks it runs in between can neither strand
+ * the lock nor skip a waiter. (fn must not longjmp out of the kit, and
+ * asynchronous cancellation is never safe.)
  */
 int sc_do_until(sc_group *g, const char *key, sc_fn fn, void *arg,
                 const struct timespec *deadline, sc_result *out);
@@ -210,8 +216,8 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
 /*
  * Waits until every thread the kit started for g's asynchronous calls has
  * ended, and joins them, so none outlives the group: call it before
- * sc_free (which answers -EBUSY while one runs), and not from a done
- * callback. Returns 0, -EINVAL or -ENOTSUP.
+ * sc_free (which answers -EBUSY while such a thread runs or sc_drain is
+ * under way), and not from a done callback. Returns 0, -EINVAL or -ENOTSUP.
  */
 int sc_drain(sc_group *g);
 
@@ -231,7 +237,8 @@ struct sc_stats {
     unsigned long long shared;    /* callers served by another's run of fn */
     unsigned long long timed_out; /* followers whose deadline passed */
     unsigned long long cancelled; /* callers cancelled, or whose leader was */
-    unsigned long long in_flight; /* flights whose fn is running now */
+    unsigned long long in_flight; /* flights whose fn is running now (a
+                                     hand-off waiting for its taker is not) */
 };
 
 /* Copies g's counters into *out. Returns 0, -EINVAL or -ENOTSUP. */

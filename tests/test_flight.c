@@ -19,15 +19,16 @@
 #include <time.h>
 
 /* fn for a held flight: counts its runs, announces that it has started,
- * waits for `release`, then returns run number `n` as its value, or calls
- * pthread_exit if `exit_in_fn`. */
+ * waits for `release`, then returns run number `n` as its value (failing
+ * with EIO up to run `fail_until`), or calls pthread_exit on run
+ * `exit_run`. */
 struct held {
     sc_group *g;
     const char *key;
     struct tu_gate runs, release;
     void *(*make)(intptr_t run); /* the value of run n; NULL: n itself */
-    bool exit_in_fn;
-    int fail_until; /* runs up to this one fail with EIO */
+    int exit_run;                /* this run calls pthread_exit (0: none) */
+    int fail_until;              /* runs up to this one fail with EIO */
 };
 
 static void held_init(struct held *h, sc_group *g, const char *key)
@@ -51,7 +52,7 @@ static int held_fn(void *arg, void **val)
     pthread_cond_broadcast(&h->runs.cv);
     pthread_mutex_unlock(&h->runs.mu);
     tu_gate_wait(&h->release, (int)run);
-    if (h->exit_in_fn)
+    if (run == h->exit_run)
         pthread_exit(NULL);
     *val = h->make != NULL ? h->make(run) : (void *)run;
     return run <= h->fail_until ? EIO : 0;
@@ -363,7 +364,7 @@ static void exiting_leader(void)
 {
     struct held h;
     held_init(&h, sc_new_with(NULL), "k");
-    h.exit_in_fn = true;
+    h.exit_run = 1;
     struct caller c[N + 1];
     struct tu_thread t[N + 1];
     start_flight(&h, 1, c, t, N);
@@ -371,7 +372,6 @@ static void exiting_leader(void)
     join_all(t, N + 1);
     for (int i = 1; i <= N; i++)
         CU_ASSERT_EQUAL(c[i].rc, -ECANCELED);
-    h.exit_in_fn = false;
     tu_gate_raise(&h.release, 2);
     struct caller next = {.h = &h};
     call(&next);
@@ -522,6 +522,71 @@ static void handoff_needs_a_follower(void)
     held_destroy(&h);
 }
 
+/* A leader that fails with handoff on, then calls again at once, before
+ * its follower has taken the lock back: the flight is its to take, not a
+ * -EDEADLK. While the hand-off waits, no fn runs (in_flight 0), and a
+ * caller whose deadline has passed leaves with -ETIMEDOUT. */
+struct again {
+    struct tu_gate first_done, go;
+    struct caller first, second;
+};
+
+static void *call_twice(void *arg)
+{
+    struct again *a = arg;
+    call(&a->first);
+    tu_gate_raise(&a->first_done, 1);
+    tu_gate_wait(&a->go, 1);
+    call(&a->second);
+    return NULL;
+}
+
+static void failed_leader_calls_again(void)
+{
+    sc_options o = {.handoff = true};
+    struct held h;
+    held_init(&h, sc_new_with(&o), "k");
+    h.fail_until = 1;
+    struct again a = {.first = {.h = &h}, .second = {.h = &h}};
+    tu_gate_init(&a.first_done);
+    tu_gate_init(&a.go);
+    struct tu_thread tl, tf;
+    tu_parked_reset();
+    tu_start(&tl, call_twice, &a);
+    tu_gate_expect(&h.runs, 1, "no leader");
+    struct caller follow = {.h = &h};
+    tu_start(&tf, call, &follow);
+    tu_parked_expect(1, "the follower never parked");
+    tu_hold_wakers();
+    tu_gate_raise(&h.release, 1); /* run 1 fails: hand-off to the follower */
+    tu_gate_expect(&a.first_done, 1, "the leader's first call never returned");
+    tu_wakers_expect(1, "the follower never woke");
+    struct sc_stats s;
+    sc_stats(h.g, &s);
+    CU_ASSERT_EQUAL(s.in_flight, 0); /* handed off, not running */
+    struct timespec past = in_ms(-1000);
+    struct caller late = {.h = &h, .deadline = &past};
+    call(&late);
+    CU_ASSERT_EQUAL(late.rc, -ETIMEDOUT);
+    tu_gate_raise(&a.go, 1); /* the leader asks again: it takes the flight */
+    tu_gate_expect(&h.runs, 2, "nobody took the flight over");
+    tu_gate_raise(&h.release, 1);
+    tu_release_wakers();
+    tu_join(&tl, "the leader");
+    tu_join(&tf, "the follower");
+    CU_ASSERT_EQUAL(a.first.rc, EIO);
+    CU_ASSERT_EQUAL(a.second.rc, 0);
+    CU_ASSERT_TRUE(a.second.r.fresh);
+    CU_ASSERT_PTR_EQUAL(a.second.r.val, (void *)2);
+    CU_ASSERT_EQUAL(follow.rc, 0);
+    CU_ASSERT_FALSE(follow.r.fresh);
+    CU_ASSERT_PTR_EQUAL(follow.r.val, (void *)2);
+    tu_free_group(h.g);
+    tu_gate_destroy(&a.first_done);
+    tu_gate_destroy(&a.go);
+    held_destroy(&h);
+}
+
 /* What an asynchronous call was answered, and on which thread. */
 struct answer {
     struct tu_gate *answered; /* raised once per callback */
@@ -617,7 +682,7 @@ static void async_leader_exits(void)
 {
     struct held h;
     held_init(&h, sc_new_with(NULL), "k");
-    h.exit_in_fn = true;
+    h.exit_run = 1;
     struct tu_gate answered;
     tu_gate_init(&answered);
     struct answer a0 = {.answered = &answered}, a1 = {.answered = &answered};
@@ -669,6 +734,59 @@ static void async_with_hooks(void)
     held_destroy(&h);
 }
 
+/* An asynchronous leader whose run fails hands the flight to a waiting
+ * follower; its own caller is answered with that failed run, not the next.
+ * If the follower then exits in fn, it is counted as cancelled. */
+static void async_handoff(int exit_run)
+{
+    sc_options o = {.handoff = true};
+    struct held h;
+    held_init(&h, sc_new_with(&o), "k");
+    h.fail_until = 1;
+    h.exit_run = exit_run;
+    struct tu_gate answered;
+    tu_gate_init(&answered);
+    struct answer a = {.answered = &answered};
+    tu_parked_reset();
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done, &a), 0);
+    tu_gate_expect(&h.runs, 1, "the kit thread never ran fn");
+    struct caller follow = {.h = &h};
+    struct tu_thread tf;
+    tu_start(&tf, call, &follow);
+    tu_parked_expect(1, "the follower never parked");
+    tu_gate_raise(&h.release, 2);
+    tu_gate_expect(&answered, 1, "the asynchronous caller was not answered");
+    tu_join(&tf, "the follower that took over");
+    CU_ASSERT_EQUAL(sc_drain(h.g), 0);
+    CU_ASSERT_EQUAL(a.rc, EIO);
+    CU_ASSERT_TRUE(a.got && a.r.fresh);
+    CU_ASSERT_PTR_EQUAL(a.r.val, (void *)1);
+    struct sc_stats s;
+    sc_stats(h.g, &s);
+    if (exit_run == 2) {
+        CU_ASSERT_EQUAL(s.cancelled, 1); /* the follower that took over */
+    } else {
+        CU_ASSERT_EQUAL(follow.rc, 0);
+        CU_ASSERT_TRUE(follow.r.fresh);
+        CU_ASSERT_PTR_EQUAL(follow.r.val, (void *)2);
+        CU_ASSERT_EQUAL(s.cancelled, 0);
+    }
+    CU_ASSERT_EQUAL(s.flights, 2);
+    tu_free_group(h.g);
+    tu_gate_destroy(&answered);
+    held_destroy(&h);
+}
+
+static void async_leader_fails_with_handoff(void)
+{
+    async_handoff(0);
+}
+
+static void async_taker_exits(void)
+{
+    async_handoff(2);
+}
+
 static void async_edges(void)
 {
     sc_group *g = sc_new_with(NULL), *plain = sc_new();
@@ -717,6 +835,12 @@ int main(void)
          handoff_after_failure},
         {"handoff: a lone failed leader just ends its flight",
          handoff_needs_a_follower},
+        {"handoff: the failed leader may call again at once",
+         failed_leader_calls_again},
+        {"handoff: an async leader's caller keeps its own failure",
+         async_leader_fails_with_handoff},
+        {"handoff: a follower taking over an async flight then exiting",
+         async_taker_exits},
         {NULL, NULL},
     };
     return tu_run_suite("the full engine (sc_new_with)", tests);
