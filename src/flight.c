@@ -358,12 +358,11 @@ static struct flown fly(struct sc_flight *f, struct call *c, sc_fn fn,
     return r;
 }
 
-/* The end of a leader's call, with f->lock held; returns with it
- * released. A value its run handed on with the flight is its own to drop. */
-static int conclude(struct sc_flight *f, struct call *c, struct flown r,
-                    sc_result *out)
+/* What a leader does after its run, synchronous or not: leave c (with
+ * f->lock held, released here), drop a value its run handed on with the
+ * flight, answer the waiters, and let cancellation in again. */
+static void land(struct sc_flight *f, struct call *c, struct flown r)
 {
-    *out = (sc_result){share(f, r.val), r.err, true, c->joined > 1};
     struct ending e = leave(f, c);
     pthread_mutex_unlock(&f->lock);
     if (r.handed && e.opts.drop != NULL && r.val != NULL)
@@ -371,6 +370,15 @@ static int conclude(struct sc_flight *f, struct call *c, struct flown r,
     deliver(r.ws);
     finish(e);
     pthread_setcancelstate(r.cancel_state, NULL);
+}
+
+/* The end of a synchronous leader's call, with f->lock held; returns with
+ * it released. */
+static int conclude(struct sc_flight *f, struct call *c, struct flown r,
+                    sc_result *out)
+{
+    *out = (sc_result){share(f, r.val), r.err, true, c->joined > 1};
+    land(f, c, r);
     return 0;
 }
 
@@ -569,14 +577,7 @@ static void *async_leader(void *arg)
 {
     struct async_start *a = arg;
     pthread_cleanup_push(kit_thread_done, a);
-    struct flown r = fly(a->f, a->c, a->fn, a->arg);
-    struct ending e = leave(a->f, a->c);
-    pthread_mutex_unlock(&a->f->lock);
-    if (r.handed && e.opts.drop != NULL && r.val != NULL)
-        e.opts.drop(r.val, e.opts.ctx);
-    deliver(r.ws);
-    finish(e);
-    pthread_setcancelstate(r.cancel_state, NULL);
+    land(a->f, a->c, fly(a->f, a->c, a->fn, a->arg));
     pthread_cleanup_pop(1);
     return NULL;
 }
