@@ -47,7 +47,7 @@ LIB_SO    := $(B)/libsharedcalls.so.$(VERSION)
 
 DEMOS     := $(B)/demos/once
 SUITES    := test_gozero test_semantics test_memory test_stress test_flight \
-             test_cancel
+             test_cancel test_trace
 TESTS     := $(SUITES:%=$(B)/tests/%)
 TESTUTIL  := $(B)/obj/testutil.o
 

@@ -40,6 +40,8 @@ struct waiter {
     bool fresh; /* its call started the flight */
     int rc;
     sc_result r;
+    const char *key;      /* its flight's, for the trace hook */
+    unsigned long flight; /* its flight's number */
     struct waiter *next;
 };
 
@@ -58,6 +60,7 @@ struct call {
     bool in_map;         /* false once ended, or taken out by sc_forget */
     bool async;          /* its leader is a kit thread, not a caller */
     pthread_t leader;    /* the thread in fn: its own key is -EDEADLK */
+    unsigned long id;    /* the flight's number, for the trace hook */
     void *val;           /* the flight's own handle */
     int err;
     struct waiter *waiters; /* asynchronous callers, answered at the end */
@@ -72,11 +75,46 @@ struct sc_flight {
     size_t records;               /* records alive, in the map or not */
     sc_options opts;
     struct sc_stats stats;
+    unsigned long flights;     /* the last flight's number */
     size_t threads;            /* kit threads still running */
     size_t draining;           /* sc_drain calls under way */
     pthread_cond_t idle;       /* signalled when threads drops to 0 */
     struct kit_thread *exited; /* kit threads that ended, to be joined */
 };
+
+/* Tells the trace hook, if there is one, about an event. */
+/* Tells the trace hook of o about an event. */
+static void emit_slow(const sc_options *o, sc_event ev)
+{
+    clock_gettime(CLOCK_MONOTONIC, &ev.at);
+    ev.thread = pthread_self();
+    o->trace(&ev, o->trace_ctx);
+}
+
+/* Events are emitted through these two, so that a group without a hook
+ * pays one test of a pointer per event and nothing else. */
+static inline void emit(const sc_options *o, sc_event_kind kind,
+                        const char *key, unsigned long flight, int code)
+{
+    if (o->trace != NULL)
+        emit_slow(
+            o, (sc_event){
+                   .kind = kind, .key = key, .flight = flight, .code = code});
+}
+
+/* The RETURN event: what a call gives its caller (out: NULL or its result). */
+static inline void emit_return(const sc_options *o, const char *key,
+                               unsigned long flight, int rc,
+                               const sc_result *out)
+{
+    if (o->trace != NULL)
+        emit_slow(o, (sc_event){.kind = SC_EV_RETURN,
+                                .key = key,
+                                .flight = flight,
+                                .code = rc,
+                                .fresh = out != NULL && out->fresh,
+                                .shared = out != NULL && out->shared});
+}
 
 sc_group *sc_new_with(const sc_options *opts)
 {
@@ -180,11 +218,11 @@ static struct ending leave(struct sc_flight *f, struct call *c)
     return e;
 }
 
-static void deliver(struct waiter *w);
+static void deliver(struct waiter *w, const sc_options *o);
 
 static void finish(struct ending e)
 {
-    deliver(e.ws);
+    deliver(e.ws, &e.opts);
     if (e.c == NULL)
         return;
     if (e.opts.drop != NULL && e.c->val != NULL)
@@ -204,11 +242,14 @@ static struct waiter *end_flight(struct sc_flight *f, struct call *c,
          * imagines a second delete; in_map says the map holds c. */
         /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
         HASH_DEL(f->calls, c);
+        emit(&f->opts, SC_EV_DELETE, c->key, c->id, 0);
     }
     c->in_map = false;
     f->stats.in_flight -= c->state == RUNNING; /* a hand-off was counted */
     c->state = how;
     pthread_cond_broadcast(&c->wake);
+    emit(&f->opts, SC_EV_DONE, c->key, c->id,
+         how == DONE ? c->err : -ECANCELED);
     for (struct waiter *w = c->waiters; w != NULL; w = w->next) {
         if (how == DONE) {
             w->r =
@@ -225,12 +266,15 @@ static struct waiter *end_flight(struct sc_flight *f, struct call *c,
     return ws;
 }
 
-/* Calls the asynchronous waiters back, without the lock, and frees them. */
-static void deliver(struct waiter *w)
+/* Calls the asynchronous waiters back, without the lock, and frees them.
+ * o is a copy of the group's options: the group may be gone. */
+static void deliver(struct waiter *w, const sc_options *o)
 {
     while (w != NULL) {
         struct waiter *next = w->next;
-        w->done(w->done_arg, w->rc, w->rc == -ECANCELED ? NULL : &w->r);
+        bool answered = w->rc != -ECANCELED;
+        emit_return(o, w->key, w->flight, w->rc, answered ? &w->r : NULL);
+        w->done(w->done_arg, w->rc, answered ? &w->r : NULL);
         free(w);
         w = next;
     }
@@ -252,6 +296,8 @@ static bool hand_off(struct sc_flight *f, struct call *c, enum state fallback)
     c->val = NULL; /* the failed run's value stays with its leader */
     f->stats.in_flight--;
     pthread_cond_broadcast(&c->wake);
+    emit(&f->opts, SC_EV_HANDOFF, c->key, c->id,
+         fallback == DONE ? c->err : -ECANCELED);
     return true;
 }
 
@@ -276,6 +322,7 @@ static void abandon(void *arg)
 {
     struct in_flight *p = arg;
     pthread_mutex_lock(&p->f->lock);
+    emit(&p->f->opts, SC_EV_CANCEL, p->c->key, p->c->id, 0);
     p->f->stats.cancelled += !p->c->async; /* a kit thread is no caller */
     struct waiter *ws = NULL;
     if (!hand_off(p->f, p->c, ABANDONED))
@@ -286,7 +333,7 @@ static void abandon(void *arg)
     }
     struct ending e = leave(p->f, p->c);
     pthread_mutex_unlock(&p->f->lock);
-    deliver(ws);
+    deliver(ws, &e.opts);
     finish(e);
 }
 
@@ -308,6 +355,7 @@ static struct call *new_call(struct sc_flight *f, const char *key, size_t len)
     c->val = NULL;
     c->err = 0;
     c->waiters = NULL;
+    c->id = f->flights + 1;
     HASH_ADD_KEYPTR(hh, f->calls, c->key, len, c);
     if (c->hh.tbl == NULL) { /* uthash rolled the failed insert back */
         pthread_cond_destroy(&c->wake);
@@ -315,6 +363,7 @@ static struct call *new_call(struct sc_flight *f, const char *key, size_t len)
         return NULL;
     }
     f->records++;
+    f->flights++;
     f->stats.flights++;
     f->stats.callers++;
     f->stats.in_flight++;
@@ -341,7 +390,9 @@ static struct flown fly(struct sc_flight *f, struct call *c, sc_fn fn,
     struct flown r = {NULL, 0, false, NULL, 0};
     struct in_flight self = {f, c};
     pthread_cleanup_push(abandon, &self);
+    emit(&f->opts, SC_EV_FN_START, c->key, c->id, 0);
     r.err = fn(arg, &r.val);
+    emit(&f->opts, SC_EV_FN_RETURN, c->key, c->id, r.err);
     pthread_cleanup_pop(0);
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &r.cancel_state);
     pthread_mutex_lock(&f->lock);
@@ -367,7 +418,7 @@ static void land(struct sc_flight *f, struct call *c, struct flown r)
     pthread_mutex_unlock(&f->lock);
     if (r.handed && e.opts.drop != NULL && r.val != NULL)
         e.opts.drop(r.val, e.opts.ctx);
-    deliver(r.ws);
+    deliver(r.ws, &e.opts);
     finish(e);
     pthread_setcancelstate(r.cancel_state, NULL);
 }
@@ -385,9 +436,13 @@ static int conclude(struct sc_flight *f, struct call *c, struct flown r,
 /* Runs fn as the leader of a new flight. Entered with f->lock held,
  * returns with it released. Returns 0 with *out set, or -ENOMEM. */
 static int lead(struct sc_flight *f, const char *key, size_t len, sc_fn fn,
-                void *arg, sc_result *out)
+                void *arg, sc_result *out, unsigned long *flight)
 {
     struct call *c = new_call(f, key, len);
+    if (c != NULL) {
+        *flight = c->id;
+        emit(&f->opts, SC_EV_LEAD, key, c->id, 0);
+    }
     pthread_mutex_unlock(&f->lock);
     if (c == NULL)
         return -ENOMEM;
@@ -404,6 +459,7 @@ static int take_over(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
     c->async = false; /* its leader is a caller again */
     f->stats.flights++;
     f->stats.in_flight++;
+    emit(&f->opts, SC_EV_LEAD, c->key, c->id, 0);
     pthread_mutex_unlock(&f->lock);
     struct flown r = fly(f, c, fn, arg);
     return conclude(f, c, r, out);
@@ -414,6 +470,7 @@ static int take_over(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
 static void depart(void *arg)
 {
     struct in_flight *p = arg;
+    emit(&p->f->opts, SC_EV_CANCEL, p->c->key, p->c->id, 0);
     p->f->stats.cancelled++;
     struct ending e = leave(p->f, p->c);
     pthread_mutex_unlock(&p->f->lock);
@@ -452,11 +509,14 @@ static int follow(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
     c->refs++;
     c->joined++;
     f->stats.callers++;
+    emit(&f->opts, SC_EV_JOIN, c->key, c->id, 0);
     int rc;
     struct in_flight self = {f, c};
     pthread_cleanup_push(depart, &self);
     rc = wait_for(f, c, deadline);
     pthread_cleanup_pop(0);
+    if (rc == 0)
+        emit(&f->opts, SC_EV_WAKE, c->key, c->id, 0);
 
     if (c->state == HANDOFF && rc == 0) {
         if (!passed(deadline))
@@ -477,6 +537,7 @@ static int follow(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
         break;
     case RUNNING: /* the deadline passed first */
     case HANDOFF:
+        emit(&f->opts, SC_EV_TIMEOUT, c->key, c->id, 0);
         f->stats.timed_out++;
         rc = -rc;
         break;
@@ -488,8 +549,10 @@ static int follow(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
     return rc;
 }
 
+/* A call's way through the engine; *flight is set once it has one. */
 static int run(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
-               const struct timespec *deadline, sc_result *out)
+               const struct timespec *deadline, sc_result *out,
+               unsigned long *flight)
 {
     size_t len = strlen(key);
     if (len > UINT_MAX ||
@@ -497,10 +560,12 @@ static int run(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
          (deadline->tv_nsec < 0 || deadline->tv_nsec >= 1000000000L)))
         return -EINVAL;
     struct call *c;
+    emit(&f->opts, SC_EV_ENTER, key, 0, 0);
     pthread_mutex_lock(&f->lock);
     HASH_FIND(hh, f->calls, key, len, c);
     if (c == NULL)
-        return lead(f, key, len, fn, arg, out);
+        return lead(f, key, len, fn, arg, out, flight);
+    *flight = c->id;
     if (c->state == RUNNING && /* fn calls its own key */
         pthread_equal(c->leader, pthread_self())) {
         pthread_mutex_unlock(&f->lock);
@@ -509,11 +574,22 @@ static int run(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
     return follow(f, c, fn, arg, deadline, out);
 }
 
+/* run, then the RETURN event. */
+static int traced_run(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
+                      const struct timespec *deadline, sc_result *out)
+{
+    unsigned long flight = 0;
+    int rc = run(f, key, fn, arg, deadline, out, &flight);
+    emit_return(&f->opts, key, flight, rc != 0 ? rc : out->err,
+                rc != 0 ? NULL : out);
+    return rc;
+}
+
 int sc__flight_do_ex(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
                      void **val, bool *fresh)
 {
     sc_result r;
-    int rc = run(f, key, fn, arg, NULL, &r);
+    int rc = traced_run(f, key, fn, arg, NULL, &r);
     if (rc != 0)
         return rc;
     *val = r.val;
@@ -539,7 +615,7 @@ int sc_do_until(sc_group *g, const char *key, sc_fn fn, void *arg,
     struct sc_flight *f = engine(g, &rc);
     if (f == NULL || key == NULL || fn == NULL || out == NULL)
         return rc;
-    rc = run(f, key, fn, arg, deadline, out);
+    rc = traced_run(f, key, fn, arg, deadline, out);
     return rc != 0 ? rc : out->err;
 }
 
@@ -618,25 +694,33 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
         return -ENOMEM;
     *w = (struct waiter){.done = done, .done_arg = done_arg};
     struct call *c;
+    emit(&f->opts, SC_EV_ENTER, key, 0, 0);
     pthread_mutex_lock(&f->lock);
     HASH_FIND(hh, f->calls, key, len, c);
     if (c != NULL) { /* join the flight in progress */
+        w->key = c->key;
+        w->flight = c->id;
         w->next = c->waiters;
         c->waiters = w;
         c->joined++;
         f->stats.callers++;
+        emit(&f->opts, SC_EV_JOIN, key, c->id, 0);
         pthread_mutex_unlock(&f->lock);
         return 0;
     }
     c = new_call(f, key, len);
+    if (c != NULL) /* before its thread can tell of fn */
+        emit(&f->opts, SC_EV_LEAD, key, c->id, 0);
     rc = c != NULL ? start_leader(f, c, fn, arg) : -ENOMEM;
     if (rc == 0) {
         c->async = true;
         w->fresh = true;
+        w->key = c->key;
+        w->flight = c->id;
         c->waiters = w;
     } else if (c != NULL) { /* undo the flight: nobody could join it */
         HASH_DEL(f->calls, c);
-        f->records--;
+        f->records--; /* its number stays used: LEAD was told */
         f->stats.flights--;
         f->stats.callers--;
         f->stats.in_flight--;
@@ -644,8 +728,10 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
         free(c);
     }
     pthread_mutex_unlock(&f->lock);
-    if (rc != 0)
+    if (rc != 0) {
         free(w);
+        emit_return(&f->opts, key, 0, rc, NULL);
+    }
     return rc;
 }
 
@@ -703,6 +789,7 @@ int sc_forget(sc_group *g, const char *key)
     if (c != NULL) {
         HASH_DEL(f->calls, c);
         c->in_map = false;
+        emit(&f->opts, SC_EV_DELETE, c->key, c->id, 0);
     }
     pthread_mutex_unlock(&f->lock);
     return c != NULL ? 0 : -ENOENT;

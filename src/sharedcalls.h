@@ -25,7 +25,8 @@
 #ifndef SHAREDCALLS_H
 #define SHAREDCALLS_H
 
-#include <errno.h> /* the error codes, returned negated */
+#include <errno.h>   /* the error codes, returned negated */
+#include <pthread.h> /* pthread_t, in trace events */
 #include <stdbool.h>
 #include <time.h> /* struct timespec */
 
@@ -118,6 +119,40 @@ int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg, void **val,
  * -ECANCELED (see sc_do_until) and follow the value hooks.
  */
 
+/*
+ * What a trace hook is told (see sc_options.trace). A synchronous call goes
+ * ENTER, then LEAD, FN_START, FN_RETURN, (DELETE, DONE or HANDOFF), RETURN
+ * for a leader, or ENTER, JOIN, (WAKE or TIMEOUT), RETURN for a follower; a
+ * follower woken by a hand-off goes on with LEAD. A thread cancelled inside
+ * the kit ends with CANCEL instead of RETURN.
+ */
+typedef enum sc_event_kind {
+    SC_EV_ENTER,     /* a call came in; it is about to take the group lock */
+    SC_EV_LEAD,      /* it leads a flight: a new one, or one handed to it */
+    SC_EV_JOIN,      /* it joined the flight in progress, as a follower */
+    SC_EV_FN_START,  /* the leader calls fn */
+    SC_EV_FN_RETURN, /* fn returned code */
+    SC_EV_DELETE,    /* the flight left the map: a later call starts anew */
+    SC_EV_DONE,      /* the flight ended with code; its followers are woken */
+    SC_EV_HANDOFF,   /* fn failed with code; a follower will run fn again */
+    SC_EV_WAKE,      /* a follower saw its flight end or handed to it */
+    SC_EV_TIMEOUT,   /* a follower's deadline passed first */
+    SC_EV_CANCEL,    /* the thread was cancelled, or exited, inside the kit */
+    SC_EV_RETURN     /* the call returns code to its caller */
+} sc_event_kind;
+
+typedef struct sc_event {
+    sc_event_kind kind;
+    struct timespec at;   /* CLOCK_MONOTONIC, taken as it happened */
+    pthread_t thread;     /* the thread it happened on */
+    const char *key;      /* valid only during the hook */
+    unsigned long flight; /* 1, 2, ... per group; 0 for ENTER and calls
+                             that never reached a flight */
+    int code;    /* FN_RETURN, DONE, HANDOFF, RETURN: the result; else 0 */
+    bool fresh;  /* RETURN: the caller ran fn */
+    bool shared; /* RETURN: the flight had more than one caller */
+} sc_event;
+
 /* Options of a group from sc_new_with. Zero (or NULL) means the default. */
 typedef struct sc_options {
     /*
@@ -144,6 +179,19 @@ typedef struct sc_options {
      * option (the default, as in Go), every follower shares the failure.
      */
     bool handoff;
+    /*
+     * Trace hook: called with every event of every call on the group, on
+     * the thread it happened on, in the order it happened there; events of
+     * one flight reach the hook in the order they happened. An
+     * asynchronous caller's RETURN comes on the thread that delivers its
+     * answer. LEAD, JOIN, DELETE, DONE, HANDOFF, WAKE, TIMEOUT and CANCEL
+     * are reported with the group's lock held, so the hook must not call
+     * into the group, and should be quick: every caller of the group waits
+     * for it. Without a hook (NULL) the kit takes no timestamps and makes
+     * no calls: each event costs one test of this pointer.
+     */
+    void (*trace)(const sc_event *ev, void *trace_ctx);
+    void *trace_ctx;
 } sc_options;
 
 /* What one caller got from a flight. */

@@ -18,6 +18,50 @@
 #include <errno.h>
 #include <stdint.h>
 
+/* The trace of a cancellation: each event's thread, kind and code. */
+struct cancel_log {
+    pthread_mutex_t mu;
+    int n;
+    struct {
+        pthread_t thread;
+        sc_event_kind kind;
+        int code;
+    } at[64];
+};
+
+static void cancel_record(const sc_event *ev, void *ctx)
+{
+    struct cancel_log *l = ctx;
+    pthread_mutex_lock(&l->mu);
+    if (l->n < 64) {
+        l->at[l->n].thread = ev->thread;
+        l->at[l->n].kind = ev->kind;
+        l->at[l->n++].code = ev->code;
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* t's events as letters: E enter, L lead, J join, S fn start, R fn
+ * return, X delete, D done, H hand-off, W wake, T timeout, C cancel,
+ * r return. */
+static void cancel_kinds(struct cancel_log *l, pthread_t t, char out[64])
+{
+    int k = 0;
+    for (int i = 0; i < l->n; i++)
+        if (pthread_equal(l->at[i].thread, t))
+            out[k++] = "ELJSRXDHWTCr"[l->at[i].kind];
+    out[k] = '\0';
+}
+
+/* The code of t's first event of kind, or 1 if it has none. */
+static int cancel_code(struct cancel_log *l, pthread_t t, sc_event_kind kind)
+{
+    for (int i = 0; i < l->n; i++)
+        if (pthread_equal(l->at[i].thread, t) && l->at[i].kind == kind)
+            return l->at[i].code;
+    return 1;
+}
+
 struct flight {
     sc_group *g;
     struct tu_gate started, release, never; /* never: nobody raises it */
@@ -108,8 +152,10 @@ static void cancelled_follower_leaves_cleanly(void)
 static void cancelled_leader_releases_its_followers(void)
 {
     enum { N = 3 };
+    struct cancel_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    sc_options o = {.trace = cancel_record, .trace_ctx = &log};
     struct flight f;
-    cancel_flight_init(&f, NULL);
+    cancel_flight_init(&f, &o);
     struct caller c[N + 1];
     struct tu_thread t[N + 1];
     tu_parked_reset();
@@ -124,8 +170,16 @@ static void cancelled_leader_releases_its_followers(void)
     pthread_cancel(t[0].id);
     for (int i = 0; i <= N; i++)
         tu_join(&t[i], "a caller of the cancelled flight");
-    for (int i = 1; i <= N; i++)
+    char seq[64];
+    cancel_kinds(&log, t[0].id, seq);
+    CU_ASSERT_STRING_EQUAL(seq, "ELSCXD"); /* never returns */
+    CU_ASSERT_EQUAL(cancel_code(&log, t[0].id, SC_EV_DONE), -ECANCELED);
+    for (int i = 1; i <= N; i++) {
         CU_ASSERT_EQUAL(c[i].rc, -ECANCELED);
+        cancel_kinds(&log, t[i].id, seq);
+        CU_ASSERT_STRING_EQUAL(seq, "EJWr");
+        CU_ASSERT_EQUAL(cancel_code(&log, t[i].id, SC_EV_RETURN), -ECANCELED);
+    }
     tu_gate_raise(&f.release, 1);
     struct caller next = {.f = &f, .fn = cancel_held};
     cancel_caller(&next);

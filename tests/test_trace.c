@@ -1,0 +1,401 @@
+/*
+ * test_trace.c - the trace hook of sc_options: which events a call
+ * reports, on which thread, in which order, and with what.
+ *
+ * Each test records every event into a log, then checks each thread's own
+ * sequence and the order between threads that the kit promises (a
+ * follower wakes after its flight's DONE). The cancelled leader's events
+ * are checked in test_cancel.c, with the other cancellations.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "testutil.h"
+
+#include <errno.h>
+#include <string.h>
+
+enum { LOG_MAX = 256 };
+
+struct logged {
+    sc_event ev;
+    char key[16]; /* ev.key is valid only during the hook */
+};
+
+struct log {
+    pthread_mutex_t mu;
+    struct logged at[LOG_MAX];
+    int n;
+};
+
+static void record(const sc_event *ev, void *ctx)
+{
+    struct log *l = ctx;
+    pthread_mutex_lock(&l->mu);
+    if (l->n < LOG_MAX) {
+        struct logged *e = &l->at[l->n++];
+        e->ev = *ev;
+        snprintf(e->key, sizeof e->key, "%s", ev->key);
+        e->ev.key = e->key;
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+static sc_group *traced_group(struct log *l, bool handoff)
+{
+    memset(l, 0, sizeof *l);
+    pthread_mutex_init(&l->mu, NULL);
+    sc_options o = {.handoff = handoff, .trace = record, .trace_ctx = l};
+    sc_group *g = sc_new_with(&o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    return g;
+}
+
+/* The kinds of t's events, in order, as a string of letters (one per
+ * kind, see KINDS), so a test can compare a whole sequence at once. */
+static const char KINDS[] = "ELJSRXDHWTCr";
+/*                           E enter  L lead  J join  S fn start  R fn return
+ *                           X delete D done  H hand-off  W wake
+ *                           T timeout C cancel  r return */
+
+static void kinds_of(const struct log *l, pthread_t t, char *out, size_t size)
+{
+    size_t k = 0;
+    for (int i = 0; i < l->n && k + 1 < size; i++)
+        if (pthread_equal(l->at[i].ev.thread, t))
+            out[k++] = KINDS[l->at[i].ev.kind];
+    out[k] = '\0';
+}
+
+/* The index of t's n-th event of kind (n from 0), or -1. */
+static int find(const struct log *l, pthread_t t, sc_event_kind kind, int n)
+{
+    for (int i = 0; i < l->n; i++)
+        if (pthread_equal(l->at[i].ev.thread, t) && l->at[i].ev.kind == kind &&
+            n-- == 0)
+            return i;
+    return -1;
+}
+
+/* t's first event of kind, or an empty event (code -1) if it has none. */
+static const sc_event *event_of(const struct log *l, pthread_t t,
+                                sc_event_kind kind)
+{
+    static const sc_event none = {.code = -1};
+    int i = find(l, t, kind, 0);
+    return i >= 0 ? &l->at[i].ev : &none;
+}
+
+static bool later_or_same(struct timespec a, struct timespec b)
+{
+    return a.tv_sec > b.tv_sec ||
+           (a.tv_sec == b.tv_sec && a.tv_nsec >= b.tv_nsec);
+}
+
+static int constant(void *arg, void **val)
+{
+    *val = arg;
+    return 0;
+}
+
+static void alone_leader_reports_its_whole_way(void)
+{
+    struct log l;
+    sc_group *g = traced_group(&l, false);
+    sc_result r;
+    int x;
+    CU_ASSERT_EQUAL(sc_do_result(g, "key", constant, &x, &r), 0);
+    char seq[32];
+    kinds_of(&l, pthread_self(), seq, sizeof seq);
+    CU_ASSERT_STRING_EQUAL(seq, "ELSRXDr");
+    CU_ASSERT_EQUAL(l.n, 7); /* and no other thread's */
+    for (int i = 0; i < l.n; i++) {
+        CU_ASSERT_STRING_EQUAL(l.at[i].key, "key");
+        CU_ASSERT_EQUAL(l.at[i].ev.flight, i == 0 ? 0UL : 1UL);
+        if (i > 0)
+            CU_ASSERT(later_or_same(l.at[i].ev.at, l.at[i - 1].ev.at));
+    }
+    const sc_event *ret = &l.at[6].ev;
+    CU_ASSERT_EQUAL(ret->code, 0);
+    CU_ASSERT_TRUE(ret->fresh);
+    CU_ASSERT_FALSE(ret->shared);
+    /* a second call is a second flight */
+    CU_ASSERT_EQUAL(sc_do_result(g, "key", constant, &x, &r), 0);
+    CU_ASSERT_EQUAL(l.at[l.n - 1].ev.flight, 2UL);
+    tu_free_group(g);
+    pthread_mutex_destroy(&l.mu);
+}
+
+struct flight {
+    sc_group *g;
+    struct tu_gate started, release;
+    int err; /* what fn returns */
+};
+
+static int held(void *arg, void **val)
+{
+    struct flight *f = arg;
+    tu_gate_raise(&f->started, 1);
+    tu_gate_expect(&f->release, 1, "release");
+    *val = f;
+    return f->err;
+}
+
+struct caller {
+    struct flight *f;
+    const struct timespec *deadline;
+    int rc;
+    sc_result r;
+};
+
+static void *call(void *arg)
+{
+    struct caller *c = arg;
+    c->rc = sc_do_until(c->f->g, "k", held, c->f, c->deadline, &c->r);
+    return NULL;
+}
+
+static void flight_init(struct flight *f, sc_group *g, int err)
+{
+    *f = (struct flight){.g = g, .err = err};
+    tu_gate_init(&f->started);
+    tu_gate_init(&f->release);
+}
+
+static void flight_destroy(struct flight *f)
+{
+    tu_gate_destroy(&f->started);
+    tu_gate_destroy(&f->release);
+}
+
+/* A leader, then two followers parked on its flight. */
+static void start_three(struct flight *f, struct caller c[3],
+                        struct tu_thread t[3])
+{
+    for (int i = 0; i < 3; i++)
+        c[i] = (struct caller){.f = f};
+    tu_parked_reset();
+    tu_start(&t[0], call, &c[0]);
+    tu_gate_expect(&f->started, 1, "the leader in fn");
+    tu_start(&t[1], call, &c[1]);
+    tu_start(&t[2], call, &c[2]);
+    tu_parked_expect(2, "two followers");
+}
+
+static void followers_wake_after_done(void)
+{
+    struct log l;
+    struct flight f;
+    struct caller c[3];
+    struct tu_thread t[3];
+    flight_init(&f, traced_group(&l, false), 0);
+    start_three(&f, c, t);
+    tu_gate_raise(&f.release, 1);
+    for (int i = 0; i < 3; i++)
+        tu_join(&t[i], "a caller");
+    char seq[32];
+    kinds_of(&l, t[0].id, seq, sizeof seq);
+    CU_ASSERT_STRING_EQUAL(seq, "ELSRXDr");
+    int done = find(&l, t[0].id, SC_EV_DONE, 0);
+    for (int i = 1; i < 3; i++) {
+        kinds_of(&l, t[i].id, seq, sizeof seq);
+        CU_ASSERT_STRING_EQUAL(seq, "EJWr");
+        int wake = find(&l, t[i].id, SC_EV_WAKE, 0);
+        CU_ASSERT(wake > done);
+        const sc_event *ret = event_of(&l, t[i].id, SC_EV_RETURN);
+        CU_ASSERT_FALSE(ret->fresh);
+        CU_ASSERT_TRUE(ret->shared);
+        CU_ASSERT_EQUAL(ret->flight, 1UL);
+    }
+    CU_ASSERT_TRUE(event_of(&l, t[0].id, SC_EV_RETURN)->shared);
+    flight_destroy(&f);
+    tu_free_group(f.g);
+    pthread_mutex_destroy(&l.mu);
+}
+
+static void an_error_is_reported_where_it_happens(void)
+{
+    struct log l;
+    struct flight f;
+    struct caller c[3];
+    struct tu_thread t[3];
+    flight_init(&f, traced_group(&l, false), EIO);
+    start_three(&f, c, t);
+    tu_gate_raise(&f.release, 1);
+    for (int i = 0; i < 3; i++)
+        tu_join(&t[i], "a caller");
+    CU_ASSERT_EQUAL(event_of(&l, t[0].id, SC_EV_FN_RETURN)->code, EIO);
+    CU_ASSERT_EQUAL(event_of(&l, t[0].id, SC_EV_DONE)->code, EIO);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(event_of(&l, t[i].id, SC_EV_RETURN)->code, EIO);
+    flight_destroy(&f);
+    tu_free_group(f.g);
+    pthread_mutex_destroy(&l.mu);
+}
+
+static void a_timed_out_follower_says_so(void)
+{
+    struct log l;
+    struct flight f;
+    flight_init(&f, traced_group(&l, false), 0);
+    struct caller lead = {.f = &f};
+    struct tu_thread t;
+    tu_start(&t, call, &lead);
+    tu_gate_expect(&f.started, 1, "the leader in fn");
+    struct timespec past = {0, 0};
+    sc_result r;
+    CU_ASSERT_EQUAL(sc_do_until(f.g, "k", held, &f, &past, &r), -ETIMEDOUT);
+    char seq[32];
+    kinds_of(&l, pthread_self(), seq, sizeof seq);
+    CU_ASSERT_STRING_EQUAL(seq, "EJTr");
+    CU_ASSERT_EQUAL(event_of(&l, pthread_self(), SC_EV_RETURN)->code,
+                    -ETIMEDOUT);
+    tu_gate_raise(&f.release, 1);
+    tu_join(&t, "the leader");
+    flight_destroy(&f);
+    tu_free_group(f.g);
+    pthread_mutex_destroy(&l.mu);
+}
+
+static void forget_deletes_once(void)
+{
+    struct log l;
+    struct flight f;
+    flight_init(&f, traced_group(&l, false), 0);
+    struct caller lead = {.f = &f};
+    struct tu_thread t;
+    tu_start(&t, call, &lead);
+    tu_gate_expect(&f.started, 1, "the leader in fn");
+    CU_ASSERT_EQUAL(sc_forget(f.g, "k"), 0);
+    char seq[32];
+    kinds_of(&l, pthread_self(), seq, sizeof seq);
+    CU_ASSERT_STRING_EQUAL(seq, "X");
+    tu_gate_raise(&f.release, 1);
+    tu_join(&t, "the leader");
+    kinds_of(&l, t.id, seq, sizeof seq);
+    CU_ASSERT_STRING_EQUAL(seq, "ELSRDr"); /* no second delete */
+    flight_destroy(&f);
+    tu_free_group(f.g);
+    pthread_mutex_destroy(&l.mu);
+}
+
+static void a_handoff_makes_a_follower_lead(void)
+{
+    struct log l;
+    struct flight f;
+    struct caller c[3];
+    struct tu_thread t[3];
+    flight_init(&f, traced_group(&l, true), EIO);
+    start_three(&f, c, t);
+    tu_gate_raise(&f.release, 1); /* every run of held fails */
+    for (int i = 0; i < 3; i++)
+        tu_join(&t[i], "a caller");
+    char seq[32];
+    kinds_of(&l, t[0].id, seq, sizeof seq);
+    CU_ASSERT_STRING_EQUAL(seq, "ELSRHr");
+    CU_ASSERT_EQUAL(event_of(&l, t[0].id, SC_EV_HANDOFF)->code, EIO);
+    /* one follower took the flight, the other took it from that one, and
+     * the last run ended the flight */
+    char a[32], b[32];
+    kinds_of(&l, t[1].id, a, sizeof a);
+    kinds_of(&l, t[2].id, b, sizeof b);
+    bool first_took = strcmp(a, "EJWLSRHr") == 0;
+    CU_ASSERT_STRING_EQUAL(first_took ? a : b, "EJWLSRHr");
+    CU_ASSERT_STRING_EQUAL(first_took ? b : a, "EJWLSRXDr");
+    int leads = 0;
+    for (int i = 0; i < l.n; i++)
+        leads += l.at[i].ev.kind == SC_EV_LEAD && l.at[i].ev.flight == 1;
+    CU_ASSERT_EQUAL(leads, 3);
+    flight_destroy(&f);
+    tu_free_group(f.g);
+    pthread_mutex_destroy(&l.mu);
+}
+
+static int calls_itself(void *arg, void **val)
+{
+    sc_result r;
+    *val = NULL;
+    return -sc_do_result(arg, "self", calls_itself, arg, &r);
+}
+
+static void edeadlk_names_the_flight(void)
+{
+    struct log l;
+    sc_group *g = traced_group(&l, false);
+    sc_result r;
+    CU_ASSERT_EQUAL(sc_do_result(g, "self", calls_itself, g, &r), EDEADLK);
+    char seq[32];
+    kinds_of(&l, pthread_self(), seq, sizeof seq);
+    CU_ASSERT_STRING_EQUAL(seq, "ELSErRXDr");
+    const sc_event *inner = event_of(&l, pthread_self(), SC_EV_RETURN);
+    CU_ASSERT_EQUAL(inner->code, -EDEADLK);
+    CU_ASSERT_EQUAL(inner->flight, 1UL);
+    tu_free_group(g);
+    pthread_mutex_destroy(&l.mu);
+}
+
+struct answer {
+    struct tu_gate got;
+    int rc;
+};
+
+static void answered(void *arg, int rc, const sc_result *r)
+{
+    (void)r;
+    struct answer *a = arg;
+    a->rc = rc;
+    tu_gate_raise(&a->got, 1);
+}
+
+static void async_return_comes_with_the_answer(void)
+{
+    struct log l;
+    struct flight f;
+    flight_init(&f, traced_group(&l, false), 0);
+    struct answer a = {.rc = -1};
+    tu_gate_init(&a.got);
+    CU_ASSERT_EQUAL(sc_do_async(f.g, "k", held, &f, answered, &a), 0);
+    tu_gate_expect(&f.started, 1, "the kit thread in fn");
+    char seq[32];
+    kinds_of(&l, pthread_self(), seq, sizeof seq);
+    CU_ASSERT_STRING_EQUAL(seq, "EL"); /* fn runs elsewhere */
+    tu_gate_raise(&f.release, 1);
+    tu_gate_expect(&a.got, 1, "the answer");
+    CU_ASSERT_EQUAL(sc_drain(f.g), 0);
+    const struct logged *ret = NULL; /* the only RETURN */
+    for (int i = 0; i < l.n; i++)
+        if (l.at[i].ev.kind == SC_EV_RETURN)
+            ret = &l.at[i];
+    if (ret == NULL) {
+        CU_FAIL("no RETURN");
+    } else {
+        CU_ASSERT_FALSE(pthread_equal(ret->ev.thread, pthread_self()));
+        CU_ASSERT_TRUE(ret->ev.fresh);
+        CU_ASSERT_EQUAL(ret->ev.flight, 1UL);
+        CU_ASSERT_STRING_EQUAL(ret->key, "k");
+    }
+    tu_gate_destroy(&a.got);
+    flight_destroy(&f);
+    tu_free_group(f.g);
+    pthread_mutex_destroy(&l.mu);
+}
+
+int main(void)
+{
+    static const struct tu_test tests[] = {
+        {"a lone leader reports its whole way",
+         alone_leader_reports_its_whole_way},
+        {"followers wake after their flight's DONE", followers_wake_after_done},
+        {"an error is reported where it happens",
+         an_error_is_reported_where_it_happens},
+        {"a timed-out follower says so", a_timed_out_follower_says_so},
+        {"sc_forget deletes, the flight's end does not again",
+         forget_deletes_once},
+        {"a hand-off makes a follower lead", a_handoff_makes_a_follower_lead},
+        {"-EDEADLK names the flight it would wait for",
+         edeadlk_names_the_flight},
+        {"an async RETURN comes with the answer",
+         async_return_comes_with_the_answer},
+        {NULL, NULL},
+    };
+    return tu_run_suite("trace", tests);
+}
