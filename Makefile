@@ -45,9 +45,12 @@ LIB_PIC   := $(LIB_SRC:src/%.c=$(B)/pic/%.o)
 LIB_A     := $(B)/libsharedcalls.a
 LIB_SO    := $(B)/libsharedcalls.so.$(VERSION)
 
-DEMOS     := $(B)/demos/once
+DEMOS     := $(B)/demos/once $(B)/demos/timeline
+TIMELINE  := $(wildcard demos/timeline/*.c)
+TL_OBJ    := $(TIMELINE:demos/timeline/%.c=$(B)/obj/timeline/%.o)
+TL_CORE   := $(filter-out %/main.o %/ui.o,$(TL_OBJ)) # what tests can link
 SUITES    := test_gozero test_semantics test_memory test_stress test_flight \
-             test_cancel test_trace
+             test_cancel test_trace test_timeline
 TESTS     := $(SUITES:%=$(B)/tests/%)
 TESTUTIL  := $(B)/obj/testutil.o
 
@@ -90,21 +93,34 @@ $(B)/demos/%: demos/%.c $(LIB_A) Makefile | deps
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB_A) $(LDLIBS) -o $@
 
+$(B)/obj/timeline/%.o: demos/timeline/%.c Makefile | deps
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(B)/demos/timeline: $(TL_OBJ) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(CFLAGS) $(LDFLAGS) $^ -lncurses $(LDLIBS) -o $@
+
 $(TESTUTIL): tests/testutil.c Makefile | deps
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/tests/test_memory: WRAPS += $(WRAP_MEM)
+$(B)/tests/test_timeline: EXTRA_OBJ := $(TL_CORE)
+$(B)/tests/test_timeline: CPPFLAGS += -Idemos/timeline
+$(B)/tests/test_timeline: $(TL_CORE)
 $(B)/tests/%: tests/%.c $(TESTUTIL) $(LIB_A) Makefile
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(TESTUTIL) $(LIB_A) \
-	    $(WRAPS) -lcunit $(LDLIBS) -o $@
+	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(EXTRA_OBJ) $(TESTUTIL) \
+	    $(LIB_A) $(WRAPS) -lcunit $(LDLIBS) -o $@
 
 check: all
 	@MAKE="$(MAKE)" scripts/run-checks $(B)
 
+# On a terminal the timeline is a player (q quits); elsewhere it prints.
 demo: $(DEMOS)
 	$(B)/demos/once
+	$(B)/demos/timeline
 
 RACE_TOOLS := helgrind drd memcheck tsan asan
 race: all
@@ -129,13 +145,14 @@ install: $(LIB_A) $(B)/libsharedcalls.so
 	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    src/sharedcalls.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/sharedcalls.pc
 
-LINT_C := $(wildcard src/*.[ch] demos/*.c tests/*.[ch])
+LINT_C := $(wildcard src/*.[ch] demos/*.c demos/*/*.[ch] tests/*.[ch])
 lint:
 	@scripts/deps.sh lint
 	clang-format --dry-run -Werror $(LINT_C)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
-	    --std=c11 --inline-suppr -Isrc $(LINT_C)
-	clang-tidy --quiet $(filter %.c,$(LINT_C)) -- $(STD) $(CPPFLAGS) -D_GNU_SOURCE
+	    --std=c11 --inline-suppr -Isrc -Idemos/timeline $(LINT_C)
+	clang-tidy --quiet $(filter %.c,$(LINT_C)) -- $(STD) $(CPPFLAGS) -Idemos/timeline \
+	    -D_GNU_SOURCE
 
 clean:
 	rm -rf $(B)
@@ -143,4 +160,5 @@ clean:
 .PHONY: all programs list-programs deps check demo race $(RACE_TOOLS:%=race-%) race-zoo \
         install lint clean
 .DELETE_ON_ERROR:
--include $(wildcard $(B)/obj/*.d $(B)/pic/*.d $(B)/demos/*.d $(B)/tests/*.d)
+-include $(wildcard $(B)/obj/*.d $(B)/obj/*/*.d $(B)/pic/*.d $(B)/demos/*.d \
+           $(B)/tests/*.d)

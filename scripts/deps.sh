@@ -11,8 +11,11 @@
 set -eu
 
 # build-essential: gcc and make; libcunit1-dev: the tests; uthash-dev: the
-# calls map; valgrind: memcheck and Helgrind; pkg-config: the install check.
-packages="build-essential libcunit1-dev uthash-dev valgrind pkg-config"
+# calls map; valgrind: memcheck and Helgrind; pkg-config: the install check;
+# libncurses-dev: the timeline demo; tmux: its terminal test; python3: the
+# check that its JSON and SVG parse.
+packages="build-essential libcunit1-dev uthash-dev valgrind pkg-config
+libncurses-dev tmux python3"
 for group in "$@"; do
     case $group in
     lint) packages="$packages clang-format clang-tidy cppcheck" ;;

@@ -1,0 +1,216 @@
+/*
+ * export.c - the record as Chrome trace-event JSON (open it in Perfetto or
+ * chrome://tracing) and as an SVG picture for the book. Plain stdio: no
+ * library is needed for either.
+ *
+ * Both draw virtual time, a tick as 100 ms, like the seed's one-second fn
+ * of ten ticks; the JSON also gives each event's real time in its args.
+ */
+#include "timeline.h"
+
+#include <errno.h>
+#include <string.h>
+
+enum { TICK_US = 100000 };
+
+static const char *kind_name(int kind)
+{
+    static const char *const names[] = {
+        "enter", "lead",    "join", "fn start", "fn return", "delete",
+        "done",  "handoff", "wake", "timeout",  "cancel",    "return"};
+    switch (kind) {
+    case TL_EV_FORGET:
+        return "sc_forget";
+    case TL_EV_KILL:
+        return "pthread_cancel";
+    case TL_EV_WAIT:
+        return "wait (no predicate)";
+    case TL_EV_STUCK:
+        return "stuck";
+    default:
+        return kind >= 0 && kind <= SC_EV_RETURN ? names[kind] : "?";
+    }
+}
+
+/* Writes s as the inside of a JSON string, or of SVG text (xml). */
+static void escaped(const char *s, bool xml, FILE *out)
+{
+    for (; *s != '\0'; s++) {
+        if (xml && *s == '&')
+            fputs("&amp;", out);
+        else if (xml && *s == '<')
+            fputs("&lt;", out);
+        else if (xml && *s == '>')
+            fputs("&gt;", out);
+        else if (!xml && (*s == '"' || *s == '\\'))
+            fprintf(out, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fputc(' ', out);
+        else
+            fputc(*s, out);
+    }
+}
+
+/* Event i's time in µs: its tick, then its place within the tick. */
+static long long ts_of(const struct tl_run *run, int i)
+{
+    int within = 0;
+    for (int j = i - 1; j >= 0 && run->events[j].tick == run->events[i].tick;
+         j--)
+        within++;
+    return (long long)run->events[i].tick * TICK_US + within * 100LL;
+}
+
+static int tid_of(const struct tl_event *e)
+{
+    return e->row + 2; /* tid 1: main */
+}
+
+/* A span from event i to the row's next event that ends it. */
+static void span(const struct tl_run *run, int i, const char *name,
+                 bool (*ends)(int kind), FILE *out)
+{
+    const struct tl_event *e = &run->events[i];
+    for (int j = i + 1; j < run->nevents; j++)
+        if (run->events[j].row == e->row && ends(run->events[j].kind)) {
+            fprintf(out,
+                    ",\n{\"name\":\"%s\",\"ph\":\"X\",\"pid\":1,\"tid\":%d,"
+                    "\"ts\":%lld,\"dur\":%lld,\"args\":{\"flight\":%lu}}",
+                    name, tid_of(e), ts_of(run, i),
+                    ts_of(run, j) - ts_of(run, i), e->flight);
+            return;
+        }
+}
+
+static bool ends_lock(int k)
+{
+    return k == SC_EV_LEAD || k == SC_EV_JOIN;
+}
+static bool ends_fn(int k)
+{
+    return k == SC_EV_FN_RETURN || k == SC_EV_CANCEL;
+}
+static bool ends_wait(int k)
+{
+    return k == SC_EV_WAKE || k == SC_EV_TIMEOUT || k == SC_EV_CANCEL ||
+           k == TL_EV_STUCK;
+}
+
+int tl_write_json(const struct tl_run *run, FILE *out)
+{
+    fprintf(out,
+            "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n"
+            "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,"
+            "\"args\":{\"name\":\"sharedcalls scenario %d: ",
+            run->scenario);
+    escaped(run->title, false, out);
+    fprintf(out,
+            " (seed %u)\"}},\n{\"name\":\"thread_name\",\"ph\":\"M\","
+            "\"pid\":1,\"tid\":1,\"args\":{\"name\":\"main\"}}",
+            run->seed);
+    for (int r = 0; r < run->nrows; r++) {
+        fprintf(out,
+                ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,"
+                "\"tid\":%d,\"args\":{\"name\":\"",
+                r + 2);
+        escaped(run->rows[r].label, false, out);
+        fputs("\"}}", out);
+    }
+    for (int i = 0; i < run->nevents; i++) {
+        const struct tl_event *e = &run->events[i];
+        fprintf(out,
+                ",\n{\"name\":\"%s\",\"ph\":\"i\",\"s\":\"t\",\"pid\":1,"
+                "\"tid\":%d,\"ts\":%lld,\"args\":{\"key\":\"",
+                kind_name(e->kind), tid_of(e), ts_of(run, i));
+        escaped(e->key, false, out);
+        fprintf(out, "\",\"flight\":%lu,\"code\":%d,\"real_ns\":%lld}}",
+                e->flight, e->code, e->ns);
+        if (e->kind == SC_EV_ENTER)
+            span(run, i, "waits for the lock", ends_lock, out);
+        else if (e->kind == SC_EV_FN_START)
+            span(run, i, "runs fn", ends_fn, out);
+        else if (e->kind == SC_EV_JOIN)
+            span(run, i, "waits as a follower", ends_wait, out);
+    }
+    fputs("\n]}\n", out);
+    return ferror(out) ? -EIO : 0;
+}
+
+/* Fill colours of the states, by enum tl_state. */
+static const char *const colour[TL_NSTATES] = {"none",    "#f0c040", "#3cb371",
+                                               "#5bc0de", "#d0d0d0", "#d9534f",
+                                               "#b05cc8", "#e07b39", "#ff2020"};
+
+enum { CELL = 14, ROW = 20, LEFT = 90, TOP = 64 };
+
+static void svg_text(FILE *out, int x, int y, const char *attrs,
+                     const char *text)
+{
+    fprintf(out, "<text x=\"%d\" y=\"%d\" %s>", x, y, attrs);
+    escaped(text, true, out);
+    fputs("</text>\n", out);
+}
+
+static void svg_rows(const struct tl_run *run, FILE *out)
+{
+    for (int r = 0; r < run->nrows; r++) {
+        int y = TOP + r * ROW;
+        svg_text(out, 8, y + 14, "", run->rows[r].label);
+        for (int t = 0; t < run->ticks; t++) {
+            struct tl_cell c = tl_cell(run, r, t, run->nevents);
+            if (c.state == TL_IDLE)
+                continue;
+            int x = LEFT + t * CELL;
+            fprintf(out,
+                    "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
+                    "fill=\"%s\"/>\n",
+                    x, y + 2, CELL, ROW - 4, colour[c.state]);
+            if (strchr("=-~", c.glyph) == NULL) {
+                char g[2] = {c.glyph, '\0'};
+                svg_text(out, x + CELL / 2, y + 14,
+                         "text-anchor=\"middle\" font-weight=\"bold\"", g);
+            }
+        }
+        char result[32];
+        tl_result_of(run, r, run->nevents, result, sizeof result);
+        svg_text(out, LEFT + run->ticks * CELL + 10, y + 14, "", result);
+    }
+}
+
+int tl_write_svg(const struct tl_run *run, FILE *out)
+{
+    int width = LEFT + run->ticks * CELL + 240;
+    int height = TOP + run->nrows * ROW + 60;
+    fprintf(out,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+            "height=\"%d\" font-family=\"monospace\" font-size=\"12\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+            width, height);
+    char title[160];
+    snprintf(title, sizeof title, "scenario %d: %s (seed %u)", run->scenario,
+             run->title, run->seed);
+    svg_text(out, 8, 20, "font-weight=\"bold\"", title);
+    for (int t = 0; t < run->ticks; t += 5) {
+        char n[12];
+        snprintf(n, sizeof n, "%d", t);
+        svg_text(out, LEFT + t * CELL, TOP - 8, "fill=\"#666\"", n);
+    }
+    svg_rows(run, out);
+    int y = TOP + run->nrows * ROW + 20;
+    struct tl_counts n = tl_count(run, run->nevents);
+    char counts[96];
+    snprintf(counts, sizeof counts, "flights %d  callers %d  suppressed %d",
+             n.flights, n.callers, n.suppressed);
+    svg_text(out, 8, y, "", counts);
+    for (int i = 0; i < TL_NSTATES - 1; i++) {
+        int x = 8 + i * 96;
+        fprintf(out,
+                "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" "
+                "fill=\"%s\"/>\n",
+                x, y + 12, colour[tl_legend[i].state]);
+        svg_text(out, x + 16, y + 22, "", tl_legend[i].words);
+    }
+    fputs("</svg>\n", out);
+    return ferror(out) ? -EIO : 0;
+}

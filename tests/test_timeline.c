@@ -1,0 +1,281 @@
+/*
+ * test_timeline.c - the timeline demo's records obey singleflight's rules.
+ *
+ * Runs every scenario with several seeds through the demo's driver (real
+ * threads, the real library) and checks the events it recorded: one
+ * leader per flight, fn once per leader, every follower woken after its
+ * flight ended, one value per flight, counters that add up and agree with
+ * sc_stats, and the same drawing for the same seed. Then what each
+ * scenario is there to show.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "testutil.h"
+#include "timeline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SEEDS = 4 };
+
+static struct tl_run run; /* large: not on the stack */
+
+static void run_ok(int n, unsigned seed)
+{
+    int rc = tl_run(n, seed, &run);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+}
+
+/* How many events of kind (any row, any flight when flight is 0). */
+static int count(int kind, unsigned long flight)
+{
+    int k = 0;
+    for (int i = 0; i < run.nevents; i++)
+        k += run.events[i].kind == kind &&
+             (flight == 0 || run.events[i].flight == flight);
+    return k;
+}
+
+static const struct tl_event *last_of(int row)
+{
+    const struct tl_event *e = NULL;
+    for (int i = 0; i < run.nevents; i++)
+        if (run.events[i].row == row)
+            e = &run.events[i];
+    return e;
+}
+
+static bool broken(void)
+{
+    return count(TL_EV_WAIT, 0) > 0;
+}
+
+/* Rules every run must obey. */
+static void check_rules(void)
+{
+    unsigned long flights = 0;
+    for (int i = 0; i < run.nevents; i++)
+        if (run.events[i].flight > flights)
+            flights = run.events[i].flight;
+    for (unsigned long f = 1; f <= flights; f++) {
+        int leads = count(SC_EV_LEAD, f);
+        if (leads == 0)
+            continue; /* a number no flight took */
+        CU_ASSERT_EQUAL(leads, 1 + count(SC_EV_HANDOFF, f));
+        CU_ASSERT_EQUAL(count(SC_EV_FN_START, f), leads);
+        CU_ASSERT(count(SC_EV_DONE, f) <= 1);
+    }
+    for (int i = 0; i < run.nevents; i++) {
+        const struct tl_event *e = &run.events[i];
+        if (i > 0 && e->kind != TL_EV_STUCK)
+            CU_ASSERT(e->tick >= run.events[i - 1].tick);
+        if (e->kind != SC_EV_WAKE)
+            continue;
+        bool ended = false; /* the flight's DONE or HANDOFF came first */
+        for (int j = 0; j < i; j++)
+            ended |= run.events[j].flight == e->flight &&
+                     (run.events[j].kind == SC_EV_DONE ||
+                      run.events[j].kind == SC_EV_HANDOFF);
+        CU_ASSERT_TRUE(ended);
+    }
+    /* every caller enters first and ends once; one value per flight */
+    int fresh = 0, shared = 0, failed = 0, ends = 0;
+    for (int r = 0; r < run.nrows; r++) {
+        const struct tl_event *first = NULL, *ret = NULL;
+        for (int i = 0; i < run.nevents; i++) {
+            const struct tl_event *e = &run.events[i];
+            if (e->row != r)
+                continue;
+            first = first != NULL ? first : e;
+            ends += e->kind == SC_EV_RETURN || e->kind == SC_EV_CANCEL ||
+                    e->kind == TL_EV_STUCK;
+            ret = e->kind == SC_EV_RETURN ? e : ret;
+        }
+        CU_ASSERT_FATAL(first != NULL && first->kind == SC_EV_ENTER);
+        if (ret == NULL)
+            continue;
+        fresh += ret->code >= 0 && ret->fresh;
+        shared += ret->code >= 0 && !ret->fresh;
+        failed += ret->code < 0;
+        for (int o = 0; o < run.nrows; o++) {
+            const struct tl_event *other = last_of(o);
+            if (ret->code == 0 && other->kind == SC_EV_RETURN &&
+                other->code == 0 && other->flight == ret->flight)
+                CU_ASSERT_STRING_EQUAL(run.rows[o].value, run.rows[r].value);
+        }
+    }
+    CU_ASSERT_EQUAL(ends, run.nrows);
+    struct tl_counts n = tl_count(&run, run.nevents);
+    CU_ASSERT_EQUAL(n.callers, run.nrows);
+    CU_ASSERT_EQUAL(n.suppressed, shared);
+    CU_ASSERT_EQUAL(fresh + shared + failed + count(SC_EV_CANCEL, 0) +
+                        count(TL_EV_STUCK, 0),
+                    n.callers);
+    if (!broken()) { /* the library's own counters agree */
+        CU_ASSERT_EQUAL(run.stats.flights, (unsigned long long)n.flights);
+        CU_ASSERT_EQUAL(run.stats.callers, (unsigned long long)n.callers);
+        CU_ASSERT_EQUAL(run.stats.shared, (unsigned long long)n.suppressed);
+    }
+}
+
+static char *drawing(void)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    tl_print_plain(&run, f);
+    fclose(f);
+    return text;
+}
+
+static void every_scenario_obeys_the_rules(void)
+{
+    for (int n = 1; n <= tl_scenarios(); n++)
+        for (unsigned seed = 1; seed <= SEEDS; seed++) {
+            run_ok(n, seed);
+            check_rules();
+        }
+}
+
+static void a_seed_always_draws_the_same(void)
+{
+    for (int n = 1; n <= tl_scenarios(); n++) {
+        run_ok(n, 7);
+        char *a = drawing();
+        run_ok(n, 7);
+        char *b = drawing();
+        CU_ASSERT_STRING_EQUAL(a, b);
+        free(a);
+        free(b);
+    }
+}
+
+/* The row that led flight 1 of scenario 1, for a seed. */
+static int leader_of_one(unsigned seed)
+{
+    run_ok(1, seed);
+    for (int i = 0; i < run.nevents; i++)
+        if (run.events[i].kind == SC_EV_LEAD)
+            return run.events[i].row;
+    return -1;
+}
+
+static void five_threads_share_one_run(void)
+{
+    bool led[TL_ROWS_MAX] = {false};
+    int leaders = 0;
+    for (unsigned seed = 1; seed <= 16; seed++) {
+        int r = leader_of_one(seed);
+        CU_ASSERT_FATAL(r >= 0);
+        leaders += !led[r];
+        led[r] = true;
+        CU_ASSERT_EQUAL(count(SC_EV_FN_START, 0), 1);
+        CU_ASSERT_EQUAL(tl_count(&run, run.nevents).suppressed, 4);
+        CU_ASSERT_EQUAL(count(SC_EV_JOIN, 0), 4);
+    }
+    CU_ASSERT(leaders > 1); /* the seed, not the scheduler, picks */
+}
+
+static void late_callers_start_anew(void)
+{
+    run_ok(3, 1);
+    CU_ASSERT_EQUAL(count(SC_EV_LEAD, 0), 2); /* nothing was cached */
+    CU_ASSERT_STRING_EQUAL(run.rows[0].value, run.rows[1].value);
+    CU_ASSERT_STRING_EQUAL(run.rows[2].value, run.rows[3].value);
+    CU_ASSERT_STRING_NOT_EQUAL(run.rows[0].value, run.rows[2].value);
+}
+
+static void an_error_is_shared(void)
+{
+    run_ok(4, 1);
+    for (int r = 0; r < run.nrows; r++)
+        CU_ASSERT_EQUAL(last_of(r)->code, EIO);
+    CU_ASSERT_EQUAL(count(SC_EV_FN_START, 0), 1);
+}
+
+static void a_deadline_passes_for_one(void)
+{
+    run_ok(5, 1);
+    CU_ASSERT_EQUAL(count(SC_EV_TIMEOUT, 0), 1);
+    CU_ASSERT_EQUAL(last_of(2)->code, -ETIMEDOUT);
+    CU_ASSERT_EQUAL(last_of(2)->tick, 6);
+    CU_ASSERT_EQUAL(last_of(1)->code, 0);
+    CU_ASSERT_EQUAL(last_of(1)->tick, 10);
+}
+
+static void a_cancelled_leader_frees_the_key(void)
+{
+    run_ok(6, 1);
+    CU_ASSERT_EQUAL(count(SC_EV_CANCEL, 1), 1);    /* G1, which never returns */
+    CU_ASSERT_EQUAL(last_of(0)->kind, SC_EV_DONE); /* told by its cleanup */
+    CU_ASSERT_EQUAL(last_of(1)->code, -ECANCELED);
+    CU_ASSERT_EQUAL(last_of(2)->code, -ECANCELED);
+    CU_ASSERT_EQUAL(last_of(3)->code, 0);
+    CU_ASSERT_TRUE(last_of(3)->fresh);
+}
+
+static void forget_lets_two_flights_overlap(void)
+{
+    run_ok(7, 1);
+    int second = -1, first_done = -1;
+    for (int i = 0; i < run.nevents; i++) {
+        if (run.events[i].kind == SC_EV_LEAD && run.events[i].flight == 2)
+            second = i;
+        if (run.events[i].kind == SC_EV_DONE && run.events[i].flight == 1)
+            first_done = i;
+    }
+    CU_ASSERT(second >= 0 && first_done > second);
+    CU_ASSERT_EQUAL(count(SC_EV_DELETE, 1), 1); /* by sc_forget alone */
+    CU_ASSERT_EQUAL(last_of(1)->flight, 1UL);
+    CU_ASSERT_EQUAL(last_of(3)->flight, 2UL);
+}
+
+static void the_broken_wait_is_drawn_stuck(void)
+{
+    run_ok(8, 1); /* returns: the demo frees the stuck threads */
+    CU_ASSERT_EQUAL(count(TL_EV_STUCK, 0), 2);
+    CU_ASSERT_EQUAL(count(SC_EV_WAKE, 0), 0);
+    CU_ASSERT_EQUAL(tl_cell(&run, 1, run.ticks - 1, run.nevents).state,
+                    TL_STUCK);
+}
+
+static void a_handoff_gives_followers_a_value(void)
+{
+    run_ok(9, 1);
+    CU_ASSERT_EQUAL(last_of(0)->code, EIO);
+    CU_ASSERT_EQUAL(last_of(1)->code, 0);
+    CU_ASSERT_TRUE(last_of(1)->fresh);
+    CU_ASSERT_EQUAL(last_of(2)->code, 0);
+    CU_ASSERT_FALSE(last_of(2)->fresh);
+    CU_ASSERT_STRING_EQUAL(run.rows[1].value, run.rows[2].value);
+}
+
+static void no_such_scenario(void)
+{
+    CU_ASSERT_EQUAL(tl_run(0, 1, &run), -EINVAL);
+    CU_ASSERT_EQUAL(tl_run(tl_scenarios() + 1, 1, &run), -EINVAL);
+}
+
+int main(void)
+{
+    static const struct tu_test tests[] = {
+        {"every scenario obeys the rules", every_scenario_obeys_the_rules},
+        {"a seed always draws the same", a_seed_always_draws_the_same},
+        {"1: five threads share one run", five_threads_share_one_run},
+        {"3: late callers start anew", late_callers_start_anew},
+        {"4: an error is shared", an_error_is_shared},
+        {"5: a deadline passes for one", a_deadline_passes_for_one},
+        {"6: a cancelled leader frees the key",
+         a_cancelled_leader_frees_the_key},
+        {"7: sc_forget lets two flights overlap",
+         forget_lets_two_flights_overlap},
+        {"8: the broken wait is drawn stuck", the_broken_wait_is_drawn_stuck},
+        {"9: a hand-off gives followers a value",
+         a_handoff_gives_followers_a_value},
+        {"no such scenario", no_such_scenario},
+        {NULL, NULL},
+    };
+    return tu_run_suite("timeline", tests);
+}
