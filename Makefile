@@ -45,12 +45,15 @@ LIB_PIC   := $(LIB_SRC:src/%.c=$(B)/pic/%.o)
 LIB_A     := $(B)/libsharedcalls.a
 LIB_SO    := $(B)/libsharedcalls.so.$(VERSION)
 
-DEMOS     := $(B)/demos/once $(B)/demos/timeline
+DEMOS     := $(B)/demos/once $(B)/demos/timeline $(B)/demos/stampede
 TIMELINE  := $(wildcard demos/timeline/*.c)
 TL_OBJ    := $(TIMELINE:demos/timeline/%.c=$(B)/obj/timeline/%.o)
 TL_CORE   := $(filter-out %/main.o %/ui.o,$(TL_OBJ)) # what tests can link
+STAMPEDE  := $(wildcard demos/stampede/*.c)
+ST_OBJ    := $(STAMPEDE:demos/stampede/%.c=$(B)/obj/stampede/%.o)
+ST_CORE   := $(filter-out %/main.o,$(ST_OBJ))
 SUITES    := test_gozero test_semantics test_memory test_stress test_flight \
-             test_cancel test_trace test_timeline
+             test_cancel test_trace test_timeline test_stampede
 TESTS     := $(SUITES:%=$(B)/tests/%)
 TESTUTIL  := $(B)/obj/testutil.o
 
@@ -101,6 +104,14 @@ $(B)/demos/timeline: $(TL_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CFLAGS) $(LDFLAGS) $^ -lncurses $(LDLIBS) -o $@
 
+$(B)/obj/stampede/%.o: demos/stampede/%.c Makefile | deps
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(B)/demos/stampede: $(ST_OBJ) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(CFLAGS) $(LDFLAGS) $^ -lsqlite3 $(LDLIBS) -o $@
+
 $(TESTUTIL): tests/testutil.c Makefile | deps
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
@@ -109,6 +120,10 @@ $(B)/tests/test_memory: WRAPS += $(WRAP_MEM)
 $(B)/tests/test_timeline: EXTRA_OBJ := $(TL_CORE)
 $(B)/tests/test_timeline: CPPFLAGS += -Idemos/timeline
 $(B)/tests/test_timeline: $(TL_CORE)
+$(B)/tests/test_stampede: EXTRA_OBJ := $(ST_CORE)
+$(B)/tests/test_stampede: CPPFLAGS += -Idemos/stampede
+$(B)/tests/test_stampede: LDLIBS += -lsqlite3
+$(B)/tests/test_stampede: $(ST_CORE)
 $(B)/tests/%: tests/%.c $(TESTUTIL) $(LIB_A) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(EXTRA_OBJ) $(TESTUTIL) \
@@ -120,6 +135,7 @@ check: all
 # On a terminal the timeline is a player (q quits); elsewhere it prints.
 demo: $(DEMOS)
 	$(B)/demos/once
+	$(B)/demos/stampede
 	$(B)/demos/timeline
 
 RACE_TOOLS := helgrind drd memcheck tsan asan
@@ -145,13 +161,14 @@ install: $(LIB_A) $(B)/libsharedcalls.so
 	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    src/sharedcalls.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/sharedcalls.pc
 
-LINT_C := $(wildcard src/*.[ch] demos/*.c demos/*/*.[ch] tests/*.[ch])
+LINT_C := $(wildcard src/*.[ch] demos/*.[ch] demos/*/*.[ch] tests/*.[ch])
 lint:
 	@scripts/deps.sh lint
 	clang-format --dry-run -Werror $(LINT_C)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
-	    --std=c11 --inline-suppr -Isrc -Idemos/timeline $(LINT_C)
+	    --std=c11 --inline-suppr -Isrc -Idemos/timeline -Idemos/stampede $(LINT_C)
 	clang-tidy --quiet $(filter %.c,$(LINT_C)) -- $(STD) $(CPPFLAGS) -Idemos/timeline \
+	    -Idemos/stampede \
 	    -D_GNU_SOURCE
 
 clean:

@@ -13,9 +13,10 @@ set -eu
 # build-essential: gcc and make; libcunit1-dev: the tests; uthash-dev: the
 # calls map; valgrind: memcheck and Helgrind; pkg-config: the install check;
 # libncurses-dev: the timeline demo; tmux: its terminal test; python3: the
-# check that its JSON and SVG parse.
+# check that its JSON and SVG parse; libsqlite3-dev: the stampede demo's
+# database.
 packages="build-essential libcunit1-dev uthash-dev valgrind pkg-config
-libncurses-dev tmux python3"
+libncurses-dev tmux python3 libsqlite3-dev"
 for group in "$@"; do
     case $group in
     lint) packages="$packages clang-format clang-tidy cppcheck" ;;

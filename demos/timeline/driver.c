@@ -453,8 +453,8 @@ static void setup(struct world *w, const struct tl_scenario *sc,
         a->due = a->a.patience > 0 ? a->a.at + a->a.patience : -1;
         if (sc->seeded)
             a->a.runs += (int)(next_random(w) % 4);
-        snprintf(run->rows[i].label, sizeof run->rows[i].label, "G%d %s", i + 1,
-                 a->a.key);
+        snprintf(run->rows[i].label, sizeof run->rows[i].label, "G%d %.6s",
+                 i % TL_ROWS_MAX + 1, a->a.key); /* i < TL_ROWS_MAX */
         snprintf(run->rows[i].key, sizeof run->rows[i].key, "%s", a->a.key);
     }
 }

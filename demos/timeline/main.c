@@ -15,6 +15,8 @@
 
 #include "timeline.h"
 
+#include "../number.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,19 +27,6 @@ static void usage(FILE *to)
     fprintf(to,
             "usage: timeline [--scenario N | --all] [--seed S] [--plain]\n"
             "                [--trace FILE.json] [--svg FILE.svg] [--list]\n");
-}
-
-/* Parses a whole decimal number in [lo, hi]; false if it is not one. */
-static bool number(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = s != NULL ? strtol(s, &end, 10) : 0;
-    if (s == NULL || *s == '\0' || *end != '\0' || errno != 0 || v < lo ||
-        v > hi)
-        return false;
-    *out = v;
-    return true;
 }
 
 static int export(const char *path, const struct tl_run *run,
@@ -68,9 +57,9 @@ int main(int argc, char **argv)
                 printf("%d  %s\n", n, tl_scenario_title(n));
             return 0;
         } else if ((strcmp(a, "--scenario") == 0 &&
-                    number(argv[i + 1], 1, tl_scenarios(), &scenario)) ||
+                    demo_number(argv[i + 1], 1, tl_scenarios(), &scenario)) ||
                    (strcmp(a, "--seed") == 0 &&
-                    number(argv[i + 1], 0, 1000000000L, &seed))) {
+                    demo_number(argv[i + 1], 0, 1000000000L, &seed))) {
             i++; /* the number taken */
         } else if (strcmp(a, "--trace") == 0 && i + 1 < argc) {
             json = argv[++i];
