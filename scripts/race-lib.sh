@@ -49,8 +49,9 @@ supp=$PWD/scripts/suppressions
 # misused), memory (use after free, double free, invalid access), leak,
 # wrong (the program's own check failed), hang, crash (the program or the
 # tool died), other.
-run_tool() { # TOOL PROGRAM LOG SECONDS
+run_tool() { # TOOL PROGRAM LOG SECONDS [ARGUMENT...]
     local tool="$1" prog="$2" log="$3" limit="$4" vg cmd start rc n hung
+    shift 4
     vg="valgrind --error-exitcode=99 --num-callers=30 --suppressions=$supp/$tool.supp"
     case $tool in
     helgrind) cmd="$vg --tool=helgrind" ;;
@@ -63,7 +64,7 @@ run_tool() { # TOOL PROGRAM LOG SECONDS
     mkdir -p "$(dirname "$log")"
     start=$(date +%s.%N)
     # shellcheck disable=SC2086 # cmd is words
-    timeout -k 5 "$limit" $cmd "$prog" >"$log" 2>&1
+    timeout -k 5 "$limit" $cmd "$prog" "$@" >"$log" 2>&1
     rc=$?
     SECS=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
