@@ -6,6 +6,8 @@
 #   make race       every suite and demo under Helgrind, DRD, memcheck,
 #                   ThreadSanitizer and AddressSanitizer (race-<tool>: one)
 #   make race-zoo   the bug zoo: each classic mistake, and who catches it
+#   make bench      what a call costs beside the machine's limits
+#                   (QUICK=1: a short run, for CI)
 #   make install    PREFIX (/usr/local) and DESTDIR are honoured
 #   make lint       clang-format, cppcheck and clang-tidy
 #   make clean
@@ -161,7 +163,7 @@ install: $(LIB_A) $(B)/libsharedcalls.so
 	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    src/sharedcalls.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/sharedcalls.pc
 
-LINT_C := $(wildcard src/*.[ch] demos/*.[ch] demos/*/*.[ch] tests/*.[ch])
+LINT_C := $(wildcard src/*.[ch] demos/*.[ch] demos/*/*.[ch] tests/*.[ch] tests/*/*.[ch])
 lint:
 	@scripts/deps.sh lint
 	clang-format --dry-run -Werror $(LINT_C)
@@ -171,10 +173,20 @@ lint:
 	    -Idemos/stampede \
 	    -D_GNU_SOURCE
 
+BENCH := $(B)/bench/bench
+BENCH_SRC := tests/bench/bench.c tests/bench/limits.c
+$(BENCH): $(BENCH_SRC) tests/bench/bench.h $(LIB_A) Makefile | deps
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(BENCH_SRC) $(LIB_A) \
+	    -Wl,--wrap=malloc,--wrap=calloc,--wrap=free $(LDLIBS) -o $@
+
+bench: $(BENCH)
+	@scripts/bench.sh $(B) $(if $(QUICK),quick)
+
 clean:
 	rm -rf $(B)
 
-.PHONY: all programs list-programs deps check demo race $(RACE_TOOLS:%=race-%) race-zoo \
+.PHONY: all programs list-programs deps check demo race $(RACE_TOOLS:%=race-%) race-zoo bench \
         install lint clean
 .DELETE_ON_ERROR:
 -include $(wildcard $(B)/obj/*.d $(B)/obj/*/*.d $(B)/pic/*.d $(B)/demos/*.d \

@@ -1,0 +1,485 @@
+/*
+ * bench - make bench: what one call of the kit costs, beside what this
+ * machine allows for the primitives it is made of.
+ *
+ *   build/bench/bench [--quick] [--ir W1=N,W2=N]   the table
+ *   build/bench/bench --callgrind W1|W2 CALLS       one loop, for callgrind
+ *
+ * Keys are 8 bytes, fn returns a constant. Each figure is the median of
+ * repeated runs, with the minimum and maximum; scripts/bench.sh runs the
+ * callgrind loops and passes their instructions per call in with --ir.
+ */
+#define _GNU_SOURCE
+
+#include "bench.h"
+#include "sharedcalls.h"
+
+#include <malloc.h> /* malloc_usable_size */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <valgrind/callgrind.h>
+
+/* The groups a workload runs on. */
+enum kind { PORT, ENGINE, KINDS };
+
+static sc_group *make(enum kind k)
+{
+    return k == PORT ? sc_new() : sc_new_with(NULL);
+}
+
+static int constant(void *arg, void **val)
+{
+    *val = arg;
+    return 0;
+}
+
+/* The bench links with --wrap=malloc,calloc,free: while counting is on,
+ * these keep the bytes allocated and not yet freed, and each thread's
+ * number of allocations. Off, they cost a test of a flag. */
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t n, size_t size);
+void __real_free(void *p);
+static atomic_bool counting;
+static atomic_long live;
+static _Thread_local long allocations;
+
+void *__wrap_malloc(size_t size)
+{
+    void *p = __real_malloc(size);
+    if (p != NULL && atomic_load_explicit(&counting, memory_order_relaxed)) {
+        atomic_fetch_add(&live, (long)malloc_usable_size(p));
+        allocations++;
+    }
+    return p;
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    void *p = __real_calloc(n, size);
+    if (p != NULL && atomic_load_explicit(&counting, memory_order_relaxed)) {
+        atomic_fetch_add(&live, (long)malloc_usable_size(p));
+        allocations++;
+    }
+    return p;
+}
+
+void __wrap_free(void *p)
+{
+    if (p != NULL && atomic_load_explicit(&counting, memory_order_relaxed))
+        atomic_fetch_sub(&live, (long)malloc_usable_size(p));
+    __real_free(p);
+}
+
+/* Bytes the kit (and the bench) hold, while counting. */
+static size_t heap(void)
+{
+    return (size_t)atomic_load(&live);
+}
+
+/* The next of 62^8 keys of 8 characters, in place. */
+static void next_key(char key[9])
+{
+    for (int i = 7; i >= 0; i--) {
+        char c = key[i];
+        int next = c == '9' ? 'a' : c == 'z' ? 'A' : c == 'Z' ? '0' : c + 1;
+        key[i] = (char)next;
+        if (c != 'Z')
+            return;
+    }
+}
+
+/* W1: one thread, a new key each call: the whole leader path. */
+static double w1(sc_group *g, long n, char key[9])
+{
+    void *v;
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        next_key(key);
+        sc_do(g, key, constant, NULL, &v);
+    }
+    return (now_ns() - t0) / (double)n;
+}
+
+/* W2: one thread, one key, nothing in flight. */
+static double w2(sc_group *g, long n)
+{
+    void *v;
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        sc_do(g, "key00000", constant, NULL, &v);
+    return (now_ns() - t0) / (double)n;
+}
+
+/* W3: two threads, each in its own key space (its first character). */
+struct w3_arg {
+    sc_group *g;
+    long n;
+    char key[9];
+    pthread_barrier_t *start;
+};
+
+static void *w3_thread(void *arg)
+{
+    struct w3_arg *a = arg;
+    pthread_barrier_wait(a->start);
+    w1(a->g, a->n, a->key);
+    return NULL;
+}
+
+/* Calls a second of both threads together; returns ns per call. */
+static double w3(sc_group *g, long n)
+{
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 3);
+    struct w3_arg a[2] = {{g, n, "a0000000", &start},
+                          {g, n, "b0000000", &start}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, w3_thread, &a[i]);
+    pthread_barrier_wait(&start);
+    double t0 = now_ns();
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    return (now_ns() - t0) / (double)(2 * n);
+}
+
+/* W4: WAITERS + 1 threads call one key at once; fn waits until all have
+ * joined. Per flight: from fn's return to the last caller's return (the
+ * wake-up), and from the first call to the last return (the flight). */
+struct fan {
+    sc_group *g;
+    enum kind kind;
+    atomic_int arrived;          /* callers that are about to call */
+    atomic_llong fn_end;         /* when fn returned */
+    atomic_llong last;           /* the latest return */
+    atomic_long follower_allocs; /* allocations made inside followers' calls */
+    pthread_barrier_t go, end;
+    int flights;
+};
+
+static void latest(atomic_llong *at, long long t)
+{
+    long long seen = atomic_load(at);
+    while (t > seen && !atomic_compare_exchange_weak(at, &seen, t))
+        ;
+}
+
+/* fn of W4: returns once every caller has joined its flight. The engine
+ * counts its callers; for the port, callers that have arrived are given a
+ * moment to park (the port keeps no count). */
+static int gather(void *arg, void **val)
+{
+    struct fan *f = arg;
+    if (f->kind == ENGINE) {
+        struct sc_stats s;
+        do
+            sc_stats(f->g, &s);
+        while (s.callers % (WAITERS + 1) != 0);
+    } else {
+        while (atomic_load(&f->arrived) < WAITERS + 1)
+            sched_yield();
+        usleep(2000);
+    }
+    *val = f;
+    atomic_store(&f->fn_end, (long long)now_ns());
+    return 0;
+}
+
+static void *fan_caller(void *arg)
+{
+    struct fan *f = arg;
+    for (int i = 0; i < f->flights; i++) {
+        void *v;
+        bool fresh;
+        pthread_barrier_wait(&f->go);
+        atomic_fetch_add(&f->arrived, 1);
+        long before = allocations;
+        sc_do_ex(f->g, "fan-in!!", gather, f, &v, &fresh);
+        latest(&f->last, (long long)now_ns());
+        if (!fresh)
+            atomic_fetch_add(&f->follower_allocs, allocations - before);
+        pthread_barrier_wait(&f->end);
+    }
+    return NULL;
+}
+
+/* Returns the allocations per follower call. */
+static double w4(enum kind k, int flights, struct figure *wake,
+                 struct figure *flight)
+{
+    struct fan f = {.g = make(k), .kind = k, .flights = flights};
+    pthread_barrier_init(&f.go, NULL, WAITERS + 2);
+    pthread_barrier_init(&f.end, NULL, WAITERS + 2);
+    pthread_t t[WAITERS + 1];
+    for (int i = 0; i <= WAITERS; i++)
+        pthread_create(&t[i], NULL, fan_caller, &f);
+    for (int i = 0; i < flights; i++) {
+        atomic_store(&f.arrived, 0);
+        atomic_store(&f.last, 0);
+        pthread_barrier_wait(&f.go);
+        double t0 = now_ns();
+        pthread_barrier_wait(&f.end);
+        fig_add(wake, (double)(atomic_load(&f.last) - atomic_load(&f.fn_end)));
+        fig_add(flight, (double)atomic_load(&f.last) - t0);
+    }
+    for (int i = 0; i <= WAITERS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&f.go);
+    pthread_barrier_destroy(&f.end);
+    sc_free(f.g);
+    return (double)atomic_load(&f.follower_allocs) / (flights * WAITERS);
+}
+
+static void noop_trace(const sc_event *ev, void *ctx)
+{
+    (void)ev;
+    (void)ctx;
+}
+
+/* Bytes an idle group takes. */
+static size_t idle_group(enum kind k)
+{
+    atomic_store(&counting, true);
+    size_t before = heap();
+    sc_group *g = make(k);
+    size_t bytes = heap() - before;
+    sc_free(g);
+    atomic_store(&counting, false);
+    return bytes;
+}
+
+/* Bytes each of n flights in progress takes: n leaders stopped in fn. */
+struct inflight {
+    sc_group *g;
+    atomic_int in_fn;
+    atomic_bool release;
+};
+
+static int stop_in_fn(void *arg, void **val)
+{
+    struct inflight *p = arg;
+    atomic_fetch_add(&p->in_fn, 1);
+    while (!atomic_load(&p->release))
+        usleep(100);
+    *val = p;
+    return 0;
+}
+
+static void *leader(void *arg)
+{
+    struct inflight *p = arg;
+    char key[16];
+    void *v;
+    snprintf(key, sizeof key, "k%07lx",
+             (unsigned long)pthread_self() % 9999999);
+    sc_do(p->g, key, stop_in_fn, p, &v);
+    return NULL;
+}
+
+static double per_call_bytes(enum kind k, int n)
+{
+    struct inflight p = {.g = make(k)};
+    pthread_t t[64];
+    atomic_store(&counting, true);
+    size_t before = heap();
+    for (int i = 0; i < n; i++)
+        pthread_create(&t[i], NULL, leader, &p);
+    while (atomic_load(&p.in_fn) < n)
+        usleep(100);
+    size_t during = heap();
+    atomic_store(&counting, false);
+    atomic_store(&p.release, true);
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    sc_free(p.g);
+    return (double)(during - before) / n;
+}
+
+/* "142 [138-150]": median [min-max], scaled (1e3: ns to us). */
+static const char *cell(const struct figure *f, double scale, char *buf,
+                        size_t size)
+{
+    snprintf(buf, size, "%.0f [%.0f-%.0f]", fig_median(f) / scale,
+             fig_min(f) / scale, fig_max(f) / scale);
+    return buf;
+}
+
+/* One line: a label, the port's and the engine's figures, a limit and the
+ * engine's ratio to it (limit 0: none). */
+static void row(const char *label, const struct figure *port,
+                const struct figure *engine, double scale, double limit,
+                const char *target)
+{
+    char a[40] = "-", b[40] = "-", l[16] = "", r[16] = "";
+    if (port != NULL)
+        cell(port, scale, a, sizeof a);
+    if (engine != NULL)
+        cell(engine, scale, b, sizeof b);
+    if (limit > 0) {
+        snprintf(l, sizeof l, "%.0f", limit / scale);
+        snprintf(r, sizeof r, "%.2fx", fig_median(engine) / limit);
+    }
+    printf("%-31s %-17s %-17s %6s %6s  %s\n", label, a, b, l, r, target);
+}
+
+struct config {
+    int reps, flights;
+    long calls;
+};
+
+typedef double (*workload)(sc_group *, long);
+
+static void repeat(const struct config *c, struct figure *f, workload w,
+                   enum kind k)
+{
+    for (int r = 0; r < c->reps; r++) {
+        sc_group *g = make(k);
+        fig_add(f, w(g, c->calls));
+        sc_free(g);
+    }
+}
+
+static double w1_fresh(sc_group *g, long n)
+{
+    char key[9] = "00000000";
+    return w1(g, n, key);
+}
+
+static sc_group *traced;
+
+static double w2_traced(sc_group *g, long n)
+{
+    (void)g;
+    return w2(traced, n);
+}
+
+/* The machine's limits, each repeated. */
+struct limits {
+    struct figure lock, alloc, hash, futex, cond;
+    double w1_sum; /* two lock pairs, an allocation, a hash */
+};
+
+static void measure_limits(const struct config *c, struct limits *m)
+{
+    for (int r = 0; r < c->reps; r++) {
+        fig_add(&m->lock, limit_lock_pair(c->calls));
+        fig_add(&m->alloc, limit_malloc_free(c->calls, 160));
+        fig_add(&m->hash, limit_hash8(c->calls));
+    }
+    limit_futex_wake_all(c->flights, &m->futex);
+    limit_cond_broadcast(c->flights, &m->cond);
+    m->w1_sum =
+        2 * fig_median(&m->lock) + fig_median(&m->alloc) + fig_median(&m->hash);
+}
+
+static void speedup(const struct figure *one, const struct figure *two,
+                    struct figure *out)
+{
+    for (int i = 0; i < one->n && i < two->n; i++)
+        fig_add(out, one->v[i] / two->v[i]);
+}
+
+static void table(const struct config *c, const char *ir)
+{
+    struct limits m = {0};
+    measure_limits(c, &m);
+    struct figure fig[KINDS][4] = {0}; /* W1, W2, W3, W3's speed-up */
+    struct figure wake[KINDS] = {0}, flight[KINDS] = {0};
+    double follower_allocs[KINDS];
+    for (int k = 0; k < KINDS; k++) {
+        repeat(c, &fig[k][0], w1_fresh, (enum kind)k);
+        repeat(c, &fig[k][1], w2, (enum kind)k);
+        repeat(c, &fig[k][2], w3, (enum kind)k);
+        speedup(&fig[k][0], &fig[k][2], &fig[k][3]);
+        atomic_store(&counting, true);
+        follower_allocs[k] = w4((enum kind)k, c->flights, &wake[k], &flight[k]);
+        atomic_store(&counting, false);
+    }
+    struct figure hook = {0};
+    traced = sc_new_with(&(sc_options){.trace = noop_trace});
+    repeat(c, &hook, w2_traced, ENGINE);
+    sc_free(traced);
+
+    printf("sharedcalls bench: median [min-max] of %d runs of %ld calls "
+           "(W4: %d flights)\n\n",
+           c->reps, c->calls, c->flights);
+    printf("%-31s %-17s %-17s %6s %6s  %s\n", "workload", "port", "engine",
+           "limit", "ratio", "target");
+    row("W1 new key each call, ns", &fig[PORT][0], &fig[ENGINE][0], 1, m.w1_sum,
+        "<= 2x");
+    row("W2 one key, ns", &fig[PORT][1], &fig[ENGINE][1], 1, 0, "");
+    row("W3 two threads, ns per call", &fig[PORT][2], &fig[ENGINE][2], 1, 0,
+        "");
+    row("W3 speed-up over W1, x100", &fig[PORT][3], &fig[ENGINE][3], 0.01, 0,
+        ">= 160");
+    row("W4 wake-up of 63, us", &wake[PORT], &wake[ENGINE], 1e3,
+        fig_median(&m.futex), "<= 1.5x");
+    printf("%-31s %-17.0f %-17.0f\n", "W4 wake-up p90, us",
+           fig_quantile(&wake[PORT], 0.9) / 1e3,
+           fig_quantile(&wake[ENGINE], 0.9) / 1e3);
+    row("W4 flight, us", &flight[PORT], &flight[ENGINE], 1e3, 0, "");
+    row("W2 with a trace hook, ns", NULL, &hook, 1, fig_median(&fig[ENGINE][1]),
+        "");
+    printf("%-31s %-17s %-17s\n", "instructions per call W1,W2", "-",
+           ir != NULL ? ir : "(make bench)");
+    printf("%-31s %-17zu %-17zu\n", "bytes, idle group", idle_group(PORT),
+           idle_group(ENGINE));
+    printf("%-31s %-17.0f %-17.0f\n", "bytes per call in flight",
+           per_call_bytes(PORT, 32), per_call_bytes(ENGINE, 32));
+    printf("%-31s %-17.2f %-17.2f\n", "allocations per follower",
+           follower_allocs[PORT], follower_allocs[ENGINE]);
+
+    char buf[40];
+    printf("\nthe machine: median [min-max]\n");
+    printf("  %-40s %s\n", "mutex lock+unlock (2 threads alive), ns",
+           cell(&m.lock, 1, buf, sizeof buf));
+    printf("  %-40s %s\n", "malloc+free of 160 bytes, ns",
+           cell(&m.alloc, 1, buf, sizeof buf));
+    printf("  %-40s %s\n", "hash of an 8-byte key (uthash), ns",
+           cell(&m.hash, 1, buf, sizeof buf));
+    printf("  %-40s %.1f\n", "W1's primitives: 2 pairs+malloc+hash, ns",
+           m.w1_sum);
+    printf("  %-40s %s  p90 %.0f\n", "futex wake-all of 63 threads, us",
+           cell(&m.futex, 1e3, buf, sizeof buf),
+           fig_quantile(&m.futex, 0.9) / 1e3);
+    printf("  %-40s %s  p90 %.0f\n", "cond broadcast to 63 threads, us",
+           cell(&m.cond, 1e3, buf, sizeof buf),
+           fig_quantile(&m.cond, 0.9) / 1e3);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--callgrind") == 0) {
+        sc_group *g = make(ENGINE);
+        long n = atol(argv[3]);
+        CALLGRIND_START_INSTRUMENTATION;
+        if (strcmp(argv[2], "W1") == 0)
+            w1_fresh(g, n);
+        else
+            w2(g, n);
+        CALLGRIND_STOP_INSTRUMENTATION;
+        sc_free(g);
+        return 0;
+    }
+    bool quick = false;
+    const char *ir = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = true;
+        } else if (strcmp(argv[i], "--ir") == 0 && i + 1 < argc) {
+            ir = argv[++i];
+        } else {
+            fprintf(stderr, "usage: bench [--quick] [--ir W1,W2]\n"
+                            "       bench --callgrind W1|W2 CALLS\n");
+            return 2;
+        }
+    }
+    struct config c = {quick ? 3 : 9, quick ? 5 : 31, quick ? 100000 : 1000000};
+    table(&c, ir);
+    return 0;
+}

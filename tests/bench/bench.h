@@ -1,0 +1,41 @@
+/*
+ * bench.h - make bench's parts: repeated measurements and their summary.
+ *
+ *   bench.c      the table: workloads W1-W4, the hook, memory
+ *   limits.c     what the machine allows: a lock pair, malloc+free, a
+ *                hash, a wake-all of 63 threads
+ *
+ * Every figure is measured REPS times and reported as the median with the
+ * minimum and maximum, so one noisy run cannot make or break a figure.
+ */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <stdbool.h>
+
+enum { REPS_MAX = 64, WAITERS = 63 };
+
+/* Repetitions of one measurement. */
+struct figure {
+    double v[REPS_MAX];
+    int n;
+};
+void fig_add(struct figure *f, double v);
+double fig_median(const struct figure *f);
+double fig_min(const struct figure *f);
+double fig_max(const struct figure *f);
+/* The p-quantile (0..1) of the values. */
+double fig_quantile(const struct figure *f, double p);
+
+double now_ns(void);
+
+/* limits.c. Each returns ns: per pair, per allocation, per hash; a
+ * wake-all fills latency (ns from the wake call to the last waiter running)
+ * for each of rounds rounds. */
+double limit_lock_pair(long n);
+double limit_malloc_free(long n, unsigned size);
+double limit_hash8(long n);
+void limit_futex_wake_all(int rounds, struct figure *latency);
+void limit_cond_broadcast(int rounds, struct figure *latency);
+
+#endif /* BENCH_H */
