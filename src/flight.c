@@ -72,7 +72,8 @@ struct sc_flight {
     pthread_mutex_t lock;
     pthread_condattr_t monotonic; /* how every record's wake is made */
     struct call *calls;           /* the map: key -> flight in progress */
-    size_t records;               /* records alive, in the map or not */
+    struct call *anchor; /* always in the map, so uthash keeps its table */
+    size_t records;      /* records alive, in the map or not */
     sc_options opts;
     struct sc_stats stats;
     unsigned long flights;     /* the last flight's number */
@@ -82,7 +83,6 @@ struct sc_flight {
     struct kit_thread *exited; /* kit threads that ended, to be joined */
 };
 
-/* Tells the trace hook, if there is one, about an event. */
 /* Tells the trace hook of o about an event. */
 static void emit_slow(const sc_options *o, sc_event ev)
 {
@@ -116,6 +116,44 @@ static inline void emit_return(const sc_options *o, const char *key,
                                 .shared = out != NULL && out->shared});
 }
 
+/* The hash of a key, computed before the lock is taken. */
+static unsigned hash_of(const char *key, size_t len)
+{
+    unsigned hashv;
+    HASH_VALUE(key, len, hashv);
+    return hashv;
+}
+
+/*
+ * uthash frees its table when the last record leaves the map and makes a
+ * new one for the next: three allocations per call when flights do not
+ * overlap. So an anchor record stays in the map for the group's life. Its
+ * key is "" but its hash is not that of "": a lookup compares hashes before
+ * keys, so no key can ever find it.
+ */
+static int anchor(struct sc_flight *f)
+{
+    f->anchor = calloc(1, sizeof *f->anchor + 1);
+    if (f->anchor == NULL)
+        return -ENOMEM;
+    HASH_ADD_KEYPTR_BYHASHVALUE(hh, f->calls, f->anchor->key, 0,
+                                hash_of("", 0) + 1, f->anchor);
+    if (f->anchor->hh.tbl == NULL) {
+        free(f->anchor);
+        f->anchor = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void unanchor(struct sc_flight *f)
+{
+    if (f->anchor != NULL)
+        HASH_DEL(f->calls, f->anchor); /* the last: uthash frees its table */
+    free(f->anchor);
+    f->anchor = NULL;
+}
+
 sc_group *sc_new_with(const sc_options *opts)
 {
     sc_options o = opts != NULL ? *opts : (sc_options){0};
@@ -144,8 +182,9 @@ sc_group *sc_new_with(const sc_options *opts)
         return NULL;
     }
     f->opts = o;
-    sc_group *g = sc__group_for(f);
+    sc_group *g = anchor(f) == 0 ? sc__group_for(f) : NULL;
     if (g == NULL) {
+        unanchor(f);
         pthread_mutex_destroy(&f->lock);
         pthread_cond_destroy(&f->idle);
         pthread_condattr_destroy(&f->monotonic);
@@ -175,6 +214,7 @@ int sc__flight_free(struct sc_flight *f)
     if (busy)
         return -EBUSY;
     join_all(exited);
+    unanchor(f);
     pthread_mutex_destroy(&f->lock);
     pthread_cond_destroy(&f->idle);
     pthread_condattr_destroy(&f->monotonic);
@@ -339,7 +379,8 @@ static void abandon(void *arg)
 
 /* A new flight for key, in the map, with one reference (its leader's) and
  * one caller. With f->lock held; NULL when memory runs out. */
-static struct call *new_call(struct sc_flight *f, const char *key, size_t len)
+static struct call *new_call(struct sc_flight *f, const char *key, size_t len,
+                             unsigned hashv)
 {
     struct call *c = malloc(sizeof *c + len + 1);
     if (c == NULL || pthread_cond_init(&c->wake, &f->monotonic) != 0) {
@@ -356,7 +397,7 @@ static struct call *new_call(struct sc_flight *f, const char *key, size_t len)
     c->err = 0;
     c->waiters = NULL;
     c->id = f->flights + 1;
-    HASH_ADD_KEYPTR(hh, f->calls, c->key, len, c);
+    HASH_ADD_KEYPTR_BYHASHVALUE(hh, f->calls, c->key, len, hashv, c);
     if (c->hh.tbl == NULL) { /* uthash rolled the failed insert back */
         pthread_cond_destroy(&c->wake);
         free(c);
@@ -376,8 +417,16 @@ struct flown {
     int err;
     bool handed;       /* it failed and a follower takes over */
     struct waiter *ws; /* answer these */
-    int cancel_state;  /* the caller's, restored by conclude */
+    int cancel_state;  /* the caller's, restored by land; -1: untouched */
 };
+
+/* Whether code of the caller's (hooks, callbacks) may run before a call
+ * that has c returns. Then cancellation must wait: a cancelled hook could
+ * strand the lock or skip a waiter. With f->lock held. */
+static bool runs_user_code(const struct sc_flight *f, const struct call *c)
+{
+    return f->opts.share != NULL || f->opts.trace != NULL || c->waiters != NULL;
+}
 
 /* Runs fn for the flight c and ends it, or hands it on if it failed;
  * returns with f->lock held. If the thread never comes back from fn, a
@@ -387,15 +436,16 @@ struct flown {
 static struct flown fly(struct sc_flight *f, struct call *c, sc_fn fn,
                         void *arg)
 {
-    struct flown r = {NULL, 0, false, NULL, 0};
+    struct flown r = {NULL, 0, false, NULL, -1};
     struct in_flight self = {f, c};
     pthread_cleanup_push(abandon, &self);
     emit(&f->opts, SC_EV_FN_START, c->key, c->id, 0);
     r.err = fn(arg, &r.val);
     emit(&f->opts, SC_EV_FN_RETURN, c->key, c->id, r.err);
     pthread_cleanup_pop(0);
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &r.cancel_state);
-    pthread_mutex_lock(&f->lock);
+    pthread_mutex_lock(&f->lock); /* not a cancellation point */
+    if (runs_user_code(f, c))
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &r.cancel_state);
     c->err = r.err;
     r.handed = r.err != 0 && hand_off(f, c, DONE);
     if (!r.handed) {
@@ -420,7 +470,8 @@ static void land(struct sc_flight *f, struct call *c, struct flown r)
         e.opts.drop(r.val, e.opts.ctx);
     deliver(r.ws, &e.opts);
     finish(e);
-    pthread_setcancelstate(r.cancel_state, NULL);
+    if (r.cancel_state >= 0)
+        pthread_setcancelstate(r.cancel_state, NULL);
 }
 
 /* The end of a synchronous leader's call, with f->lock held; returns with
@@ -435,10 +486,11 @@ static int conclude(struct sc_flight *f, struct call *c, struct flown r,
 
 /* Runs fn as the leader of a new flight. Entered with f->lock held,
  * returns with it released. Returns 0 with *out set, or -ENOMEM. */
-static int lead(struct sc_flight *f, const char *key, size_t len, sc_fn fn,
-                void *arg, sc_result *out, unsigned long *flight)
+static int lead(struct sc_flight *f, const char *key, size_t len,
+                unsigned hashv, sc_fn fn, void *arg, sc_result *out,
+                unsigned long *flight)
 {
-    struct call *c = new_call(f, key, len);
+    struct call *c = new_call(f, key, len, hashv);
     if (c != NULL) {
         *flight = c->id;
         emit(&f->opts, SC_EV_LEAD, key, c->id, 0);
@@ -523,8 +575,9 @@ static int follow(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
             return take_over(f, c, fn, arg, out);
         rc = ETIMEDOUT;
     }
-    int cancel_state; /* the share hook and finish run uncancelled */
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    int cancel_state = -1; /* the share hook and finish run uncancelled */
+    if (runs_user_code(f, c))
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     switch (c->state) {
     case DONE:
         *out = (sc_result){share(f, c->val), c->err, false, true};
@@ -545,7 +598,8 @@ static int follow(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
     struct ending e = leave(f, c);
     pthread_mutex_unlock(&f->lock);
     finish(e);
-    pthread_setcancelstate(cancel_state, NULL);
+    if (cancel_state >= 0)
+        pthread_setcancelstate(cancel_state, NULL);
     return rc;
 }
 
@@ -560,11 +614,12 @@ static int run(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
          (deadline->tv_nsec < 0 || deadline->tv_nsec >= 1000000000L)))
         return -EINVAL;
     struct call *c;
+    unsigned hashv = hash_of(key, len);
     emit(&f->opts, SC_EV_ENTER, key, 0, 0);
     pthread_mutex_lock(&f->lock);
-    HASH_FIND(hh, f->calls, key, len, c);
+    HASH_FIND_BYHASHVALUE(hh, f->calls, key, len, hashv, c);
     if (c == NULL)
-        return lead(f, key, len, fn, arg, out, flight);
+        return lead(f, key, len, hashv, fn, arg, out, flight);
     *flight = c->id;
     if (c->state == RUNNING && /* fn calls its own key */
         pthread_equal(c->leader, pthread_self())) {
@@ -694,9 +749,10 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
         return -ENOMEM;
     *w = (struct waiter){.done = done, .done_arg = done_arg};
     struct call *c;
+    unsigned hashv = hash_of(key, len);
     emit(&f->opts, SC_EV_ENTER, key, 0, 0);
     pthread_mutex_lock(&f->lock);
-    HASH_FIND(hh, f->calls, key, len, c);
+    HASH_FIND_BYHASHVALUE(hh, f->calls, key, len, hashv, c);
     if (c != NULL) { /* join the flight in progress */
         w->key = c->key;
         w->flight = c->id;
@@ -708,7 +764,7 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
         pthread_mutex_unlock(&f->lock);
         return 0;
     }
-    c = new_call(f, key, len);
+    c = new_call(f, key, len, hashv);
     if (c != NULL) /* before its thread can tell of fn */
         emit(&f->opts, SC_EV_LEAD, key, c->id, 0);
     rc = c != NULL ? start_leader(f, c, fn, arg) : -ENOMEM;
