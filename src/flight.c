@@ -40,9 +40,9 @@ struct waiter {
     bool fresh; /* its call started the flight */
     int rc;
     sc_result r;
-    const char *key;      /* its flight's, for the trace hook */
-    unsigned long flight; /* its flight's number */
+    unsigned long flight; /* its flight's number, for the trace hook */
     struct waiter *next;
+    char key[]; /* its own copy: the record may go before it is answered */
 };
 
 /* A thread the kit started for an asynchronous leader. */
@@ -86,9 +86,12 @@ struct sc_flight {
 /* Tells the trace hook of o about an event. */
 static void emit_slow(const sc_options *o, sc_event ev)
 {
+    int cancel_state; /* a hook cancelled inside the kit would strand it */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     clock_gettime(CLOCK_MONOTONIC, &ev.at);
     ev.thread = pthread_self();
     o->trace(&ev, o->trace_ctx);
+    pthread_setcancelstate(cancel_state, NULL);
 }
 
 /* Events are emitted through these two, so that a group without a hook
@@ -609,13 +612,13 @@ static int run(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
                unsigned long *flight)
 {
     size_t len = strlen(key);
+    emit(&f->opts, SC_EV_ENTER, key, 0, 0);
     if (len > UINT_MAX ||
         (deadline != NULL &&
          (deadline->tv_nsec < 0 || deadline->tv_nsec >= 1000000000L)))
         return -EINVAL;
     struct call *c;
     unsigned hashv = hash_of(key, len);
-    emit(&f->opts, SC_EV_ENTER, key, 0, 0);
     pthread_mutex_lock(&f->lock);
     HASH_FIND_BYHASHVALUE(hh, f->calls, key, len, hashv, c);
     if (c == NULL)
@@ -634,9 +637,9 @@ static int traced_run(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
                       const struct timespec *deadline, sc_result *out)
 {
     unsigned long flight = 0;
+    sc_options o = f->opts; /* a done callback may free the group */
     int rc = run(f, key, fn, arg, deadline, out, &flight);
-    emit_return(&f->opts, key, flight, rc != 0 ? rc : out->err,
-                rc != 0 ? NULL : out);
+    emit_return(&o, key, flight, rc != 0 ? rc : out->err, rc != 0 ? NULL : out);
     return rc;
 }
 
@@ -744,17 +747,20 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
     size_t len = strlen(key);
     if (len > UINT_MAX)
         return -EINVAL;
-    struct waiter *w = malloc(sizeof *w);
-    if (w == NULL)
+    sc_options o = f->opts; /* for RETURN: a done callback may free g */
+    emit(&o, SC_EV_ENTER, key, 0, 0);
+    struct waiter *w = malloc(sizeof *w + len + 1);
+    if (w == NULL) {
+        emit_return(&o, key, 0, -ENOMEM, NULL);
         return -ENOMEM;
+    }
     *w = (struct waiter){.done = done, .done_arg = done_arg};
+    memcpy(w->key, key, len + 1);
     struct call *c;
     unsigned hashv = hash_of(key, len);
-    emit(&f->opts, SC_EV_ENTER, key, 0, 0);
     pthread_mutex_lock(&f->lock);
     HASH_FIND_BYHASHVALUE(hh, f->calls, key, len, hashv, c);
     if (c != NULL) { /* join the flight in progress */
-        w->key = c->key;
         w->flight = c->id;
         w->next = c->waiters;
         c->waiters = w;
@@ -768,15 +774,17 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
     if (c != NULL) /* before its thread can tell of fn */
         emit(&f->opts, SC_EV_LEAD, key, c->id, 0);
     rc = c != NULL ? start_leader(f, c, fn, arg) : -ENOMEM;
+    unsigned long flight = c != NULL ? c->id : 0;
     if (rc == 0) {
         c->async = true;
         w->fresh = true;
-        w->key = c->key;
         w->flight = c->id;
         c->waiters = w;
     } else if (c != NULL) { /* undo the flight: nobody could join it */
         HASH_DEL(f->calls, c);
-        f->records--; /* its number stays used: LEAD was told */
+        emit(&o, SC_EV_DELETE, key, flight, 0); /* LEAD was told: end it */
+        emit(&o, SC_EV_DONE, key, flight, rc);
+        f->records--; /* its number stays used */
         f->stats.flights--;
         f->stats.callers--;
         f->stats.in_flight--;
@@ -786,7 +794,7 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
     pthread_mutex_unlock(&f->lock);
     if (rc != 0) {
         free(w);
-        emit_return(&f->opts, key, 0, rc, NULL);
+        emit_return(&o, key, flight, rc, NULL);
     }
     return rc;
 }

@@ -122,9 +122,11 @@ int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg, void **val,
 /*
  * What a trace hook is told (see sc_options.trace). A synchronous call goes
  * ENTER, then LEAD, FN_START, FN_RETURN, (DELETE, DONE or HANDOFF), RETURN
- * for a leader, or ENTER, JOIN, (WAKE or TIMEOUT), RETURN for a follower; a
- * follower woken by a hand-off goes on with LEAD. A thread cancelled inside
- * the kit ends with CANCEL instead of RETURN.
+ * for a leader, or ENTER, JOIN, (WAKE or TIMEOUT), RETURN for a follower;
+ * a follower woken by a hand-off goes on with LEAD, or with TIMEOUT if its
+ * deadline has passed by then. A call refused before it reached a flight
+ * goes ENTER, RETURN. A thread cancelled inside the kit ends with CANCEL
+ * instead of RETURN.
  */
 typedef enum sc_event_kind {
     SC_EV_ENTER,     /* a call came in; it is about to take the group lock */
@@ -134,7 +136,8 @@ typedef enum sc_event_kind {
     SC_EV_FN_RETURN, /* fn returned code */
     SC_EV_DELETE,    /* the flight left the map: a later call starts anew */
     SC_EV_DONE,      /* the flight ended with code; its followers are woken */
-    SC_EV_HANDOFF,   /* fn failed with code; a follower will run fn again */
+    SC_EV_HANDOFF,   /* fn failed with code, or its thread was cancelled
+                        (-ECANCELED): a follower will run fn again */
     SC_EV_WAKE,      /* a follower saw its flight end or handed to it */
     SC_EV_TIMEOUT,   /* a follower's deadline passed first */
     SC_EV_CANCEL,    /* the thread was cancelled, or exited, inside the kit */
@@ -187,8 +190,9 @@ typedef struct sc_options {
      * answer. LEAD, JOIN, DELETE, DONE, HANDOFF, WAKE, TIMEOUT and CANCEL
      * are reported with the group's lock held, so the hook must not call
      * into the group, and should be quick: every caller of the group waits
-     * for it. Without a hook (NULL) the kit takes no timestamps and makes
-     * no calls: each event costs one test of this pointer.
+     * for it. The kit holds cancellation back while the hook runs. Without
+     * a hook (NULL) the kit takes no timestamps and makes no calls: each
+     * event costs one test of this pointer.
      */
     void (*trace)(const sc_event *ev, void *trace_ctx);
     void *trace_ctx;

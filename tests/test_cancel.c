@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <time.h>
 
 /* The trace of a cancellation: each event's thread, kind and code. */
 struct cancel_log {
@@ -231,6 +232,57 @@ static void cancelled_leader_hands_off(void)
     cancel_flight_destroy(&f);
 }
 
+/* A trace hook that reaches a cancellation point (here, nanosleep). */
+static void cancel_sleepy_hook(const sc_event *ev, void *ctx)
+{
+    (void)ev;
+    (void)ctx;
+    nanosleep(&(struct timespec){0, 1000}, NULL);
+}
+
+/* A follower with a cancel request already pending when it calls. */
+static void *cancel_pending_caller(void *arg)
+{
+    struct caller *c = arg;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    tu_gate_expect(&c->f->release, 1, "the go-ahead");
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL); /* not a point */
+    c->rc = sc_do_result(c->f->g, "k", c->fn, c->f, &c->r);
+    return NULL;
+}
+
+/* The kit holds cancellation back while a hook runs: the follower is not
+ * cancelled inside its JOIN hook, with the group lock held, but in its
+ * wait, which leaves the group as it should. */
+static void a_hook_is_not_a_cancellation_point(void)
+{
+    sc_options o = {.trace = cancel_sleepy_hook};
+    struct flight f;
+    cancel_flight_init(&f, &o);
+    struct flight go; /* its release gate lets the follower call */
+    cancel_flight_init(&go, NULL);
+    go.g = f.g;
+    struct caller lead = {.f = &f, .fn = cancel_held};
+    struct caller follow = {.f = &go, .fn = cancel_held};
+    struct tu_thread tl, tf;
+    tu_parked_reset();
+    tu_start(&tl, cancel_caller, &lead);
+    tu_gate_expect(&f.started, 1, "no leader");
+    tu_start(&tf, cancel_pending_caller, &follow);
+    pthread_cancel(tf.id);
+    tu_gate_raise(&go.release, 1);
+    tu_join(&tf, "the cancelled follower");
+    tu_gate_raise(&f.release, 1);
+    tu_join(&tl, "the leader"); /* hangs if the follower kept the lock */
+    CU_ASSERT_EQUAL(lead.rc, 0);
+    struct sc_stats s;
+    CU_ASSERT_EQUAL(sc_stats(f.g, &s), 0);
+    CU_ASSERT_EQUAL(s.cancelled, 1);
+    tu_free_group(f.g);
+    cancel_flight_destroy(&go);
+    cancel_flight_destroy(&f);
+}
+
 int main(void)
 {
     static const struct tu_test tests[] = {
@@ -240,6 +292,8 @@ int main(void)
          cancelled_leader_releases_its_followers},
         {"handoff: a cancelled leader's flight passes to a follower",
          cancelled_leader_hands_off},
+        {"a trace hook is not a cancellation point",
+         a_hook_is_not_a_cancellation_point},
         {NULL, NULL},
     };
     return tu_run_suite("cancellation (sc_new_with)", tests);

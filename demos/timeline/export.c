@@ -141,7 +141,7 @@ static const char *const colour[TL_NSTATES] = {"none",    "#f0c040", "#3cb371",
                                                "#5bc0de", "#d0d0d0", "#d9534f",
                                                "#b05cc8", "#e07b39", "#ff2020"};
 
-enum { CELL = 14, ROW = 20, LEFT = 90, TOP = 64 };
+enum { CELL = 14, ROW = 20, LEFT = 90, TOP = 64, SWATCH = 130, PER_LINE = 5 };
 
 static void svg_text(FILE *out, int x, int y, const char *attrs,
                      const char *text)
@@ -180,7 +180,9 @@ static void svg_rows(const struct tl_run *run, FILE *out)
 int tl_write_svg(const struct tl_run *run, FILE *out)
 {
     int width = LEFT + run->ticks * CELL + 240;
-    int height = TOP + run->nrows * ROW + 60;
+    if (width < 16 + PER_LINE * SWATCH) /* the legend's width */
+        width = 16 + PER_LINE * SWATCH;
+    int height = TOP + run->nrows * ROW + 80;
     fprintf(out,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
@@ -203,13 +205,18 @@ int tl_write_svg(const struct tl_run *run, FILE *out)
     snprintf(counts, sizeof counts, "flights %d  callers %d  suppressed %d",
              n.flights, n.callers, n.suppressed);
     svg_text(out, 8, y, "", counts);
-    for (int i = 0; i < TL_NSTATES - 1; i++) {
-        int x = 8 + i * 96;
-        fprintf(out,
-                "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" "
-                "fill=\"%s\"/>\n",
-                x, y + 12, colour[tl_legend[i].state]);
-        svg_text(out, x + 16, y + 22, "", tl_legend[i].words);
+    for (int i = 0; i < TL_NSTATES; i++) { /* the last: the L and F marks */
+        int x = 8 + i % PER_LINE * SWATCH, ly = y + 12 + i / PER_LINE * 20;
+        if (i < TL_NSTATES - 1) {
+            fprintf(out,
+                    "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" "
+                    "fill=\"%s\"/>\n",
+                    x, ly, colour[tl_legend[i].state]);
+            svg_text(out, x + 16, ly + 10, "", tl_legend[i].words);
+        } else {
+            svg_text(out, x, ly + 10, "font-weight=\"bold\"", "L F");
+            svg_text(out, x + 28, ly + 10, "", TL_MARKS_WORDS);
+        }
     }
     fputs("</svg>\n", out);
     return ferror(out) ? -EIO : 0;

@@ -237,7 +237,7 @@ void tl_result_of(const struct tl_run *run, int row, int upto, char *buf,
                      : e->fresh  ? " (ran fn)"
                                  : " (shared)");
         else if (e->kind == SC_EV_CANCEL)
-            snprintf(buf, size, "cancelled in fn");
+            snprintf(buf, size, "cancelled");
         else if (e->kind == TL_EV_STUCK)
             snprintf(buf, size, "stuck: woken before it waited");
     }

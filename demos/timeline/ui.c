@@ -55,15 +55,17 @@ static bool setup_colours(void)
 {
     static const short fg[TL_NSTATES] = {
         [TL_LOCK] = COLOR_YELLOW,   [TL_LEADER] = COLOR_GREEN,
-        [TL_FOLLOWER] = COLOR_CYAN, [TL_VALUE] = COLOR_WHITE,
+        [TL_FOLLOWER] = COLOR_CYAN, [TL_VALUE] = -1, /* the terminal's */
         [TL_ERROR] = COLOR_RED,     [TL_TIMEOUT] = COLOR_MAGENTA,
         [TL_CANCEL] = COLOR_RED,    [TL_STUCK] = COLOR_RED,
     };
     if (!has_colors() || start_color() == ERR)
         return false;
-    short bg = use_default_colors() == OK ? -1 : COLOR_BLACK;
+    bool defaults = use_default_colors() == OK;
+    short bg = defaults ? -1 : COLOR_BLACK;
     for (int s = 1; s < TL_NSTATES; s++)
-        init_pair((short)s, fg[s], bg);
+        init_pair((short)s,
+                  (short)(fg[s] < 0 && !defaults ? COLOR_WHITE : fg[s]), bg);
     return true;
 }
 
@@ -369,8 +371,20 @@ int tl_ui(int n, unsigned seed)
     struct player p = {.scenario = n, .seed = seed, .speed = START_SPEED};
     p.run = calloc(1, sizeof *p.run);
     int rc = p.run != NULL ? tl_run(n, seed, p.run) : -ENOMEM;
+    /* A terminal that cannot move its cursor (TERM=dumb, or unknown) gets
+     * the plain timeline instead of a garbled screen. */
+    SCREEN *screen = rc == 0 ? newterm(NULL, stdout, stdin) : NULL;
+    if (rc == 0 && (screen == NULL || tigetstr("cup") == NULL ||
+                    tigetstr("cup") == (char *)-1)) {
+        if (screen != NULL) {
+            endwin();
+            delscreen(screen);
+        }
+        tl_print_plain(p.run, stdout);
+        free(p.run);
+        return 0;
+    }
     if (rc == 0) {
-        initscr();
         cbreak();
         noecho();
         keypad(stdscr, TRUE);
@@ -379,6 +393,7 @@ int tl_ui(int n, unsigned seed)
         replay(&p);
         rc = play(&p);
         endwin();
+        delscreen(screen);
     }
     if (rc < 0)
         fprintf(stderr, "timeline: scenario %d: %s\n", p.scenario,
