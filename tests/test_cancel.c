@@ -241,13 +241,18 @@ static void cancel_sleepy_hook(const sc_event *ev, void *ctx)
 }
 
 /* A follower with a cancel request already pending when it calls. */
+struct pending {
+    struct caller c;
+    struct tu_gate go;
+};
+
 static void *cancel_pending_caller(void *arg)
 {
-    struct caller *c = arg;
+    struct pending *p = arg;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-    tu_gate_expect(&c->f->release, 1, "the go-ahead");
+    tu_gate_expect(&p->go, 1, "the go-ahead");
     pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL); /* not a point */
-    c->rc = sc_do_result(c->f->g, "k", c->fn, c->f, &c->r);
+    p->c.rc = sc_do_result(p->c.f->g, "k", p->c.fn, p->c.f, &p->c.r);
     return NULL;
 }
 
@@ -259,18 +264,16 @@ static void a_hook_is_not_a_cancellation_point(void)
     sc_options o = {.trace = cancel_sleepy_hook};
     struct flight f;
     cancel_flight_init(&f, &o);
-    struct flight go; /* its release gate lets the follower call */
-    cancel_flight_init(&go, NULL);
-    go.g = f.g;
     struct caller lead = {.f = &f, .fn = cancel_held};
-    struct caller follow = {.f = &go, .fn = cancel_held};
+    struct pending follow = {.c = {.f = &f, .fn = cancel_held}};
+    tu_gate_init(&follow.go);
     struct tu_thread tl, tf;
     tu_parked_reset();
     tu_start(&tl, cancel_caller, &lead);
     tu_gate_expect(&f.started, 1, "no leader");
     tu_start(&tf, cancel_pending_caller, &follow);
     pthread_cancel(tf.id);
-    tu_gate_raise(&go.release, 1);
+    tu_gate_raise(&follow.go, 1);
     tu_join(&tf, "the cancelled follower");
     tu_gate_raise(&f.release, 1);
     tu_join(&tl, "the leader"); /* hangs if the follower kept the lock */
@@ -279,7 +282,7 @@ static void a_hook_is_not_a_cancellation_point(void)
     CU_ASSERT_EQUAL(sc_stats(f.g, &s), 0);
     CU_ASSERT_EQUAL(s.cancelled, 1);
     tu_free_group(f.g);
-    cancel_flight_destroy(&go);
+    tu_gate_destroy(&follow.go);
     cancel_flight_destroy(&f);
 }
 
