@@ -76,11 +76,14 @@ struct sc_flight {
     size_t records;      /* records alive, in the map or not */
     sc_options opts;
     struct sc_stats stats;
-    unsigned long flights;     /* the last flight's number */
-    size_t threads;            /* kit threads still running */
-    size_t draining;           /* sc_drain calls under way */
-    pthread_cond_t idle;       /* signalled when threads drops to 0 */
-    struct kit_thread *exited; /* kit threads that ended, to be joined */
+    unsigned long flights;       /* flights numbered so far */
+    unsigned long stride, first; /* numbers: first, first + stride, ... */
+    unsigned nshards;            /* > 1: this engine only routes, to */
+    struct sc_flight *shards;    /* engines of their own, by key hash */
+    size_t threads;              /* kit threads still running */
+    size_t draining;             /* sc_drain calls under way */
+    pthread_cond_t idle;         /* signalled when threads drops to 0 */
+    struct kit_thread *exited;   /* kit threads that ended, to be joined */
 };
 
 /* Tells the trace hook of o about an event. */
@@ -157,18 +160,11 @@ static void unanchor(struct sc_flight *f)
     f->anchor = NULL;
 }
 
-sc_group *sc_new_with(const sc_options *opts)
+/* Makes f an empty engine with options o, whose flights are numbered
+ * first, first + stride, ... Returns 0 or an errno value. */
+static int engine_init(struct sc_flight *f, const sc_options *o,
+                       unsigned long stride, unsigned long first)
 {
-    sc_options o = opts != NULL ? *opts : (sc_options){0};
-    if ((o.share == NULL) != (o.drop == NULL)) {
-        errno = EINVAL;
-        return NULL;
-    }
-    struct sc_flight *f = calloc(1, sizeof *f);
-    if (f == NULL) {
-        errno = ENOMEM;
-        return NULL;
-    }
     int rc = pthread_condattr_init(&f->monotonic);
     if (rc == 0) {
         rc = pthread_condattr_setclock(&f->monotonic, CLOCK_MONOTONIC);
@@ -179,22 +175,102 @@ sc_group *sc_new_with(const sc_options *opts)
         if (rc != 0)
             pthread_condattr_destroy(&f->monotonic);
     }
+    if (rc != 0)
+        return rc;
+    f->opts = *o;
+    f->stride = stride;
+    f->first = first;
+    if (anchor(f) != 0) {
+        pthread_mutex_destroy(&f->lock);
+        pthread_cond_destroy(&f->idle);
+        pthread_condattr_destroy(&f->monotonic);
+        return ENOMEM;
+    }
+    return 0;
+}
+
+static void engine_fini(struct sc_flight *f)
+{
+    unanchor(f);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->idle);
+    pthread_condattr_destroy(&f->monotonic);
+}
+
+/* Frees f and its shards, the first n of which were made. */
+static void engines_free(struct sc_flight *f, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        engine_fini(&f->shards[i]);
+    free(f->shards);
+    engine_fini(f);
+    free(f);
+}
+
+/* With the shards option: each shard an engine of its own. Returns 0 or
+ * an errno value, with every shard that was made freed again. */
+static int make_shards(struct sc_flight *f, const sc_options *o)
+{
+    f->shards = calloc(o->shards, sizeof *f->shards);
+    if (f->shards == NULL)
+        return ENOMEM;
+    for (unsigned i = 0; i < o->shards; i++) {
+        int rc = engine_init(&f->shards[i], o, o->shards, i + 1UL);
+        if (rc != 0) {
+            while (i-- > 0)
+                engine_fini(&f->shards[i]);
+            free(f->shards);
+            f->shards = NULL;
+            return rc;
+        }
+    }
+    f->nshards = o->shards;
+    return 0;
+}
+
+sc_group *sc_new_with(const sc_options *opts)
+{
+    sc_options o = opts != NULL ? *opts : (sc_options){0};
+    if ((o.share == NULL) != (o.drop == NULL) || o.shards > SC_SHARDS_MAX) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct sc_flight *f = calloc(1, sizeof *f);
+    int rc = f != NULL ? engine_init(f, &o, 1, 1) : ENOMEM;
     if (rc != 0) {
         free(f);
         errno = rc;
         return NULL;
     }
-    f->opts = o;
-    sc_group *g = anchor(f) == 0 ? sc__group_for(f) : NULL;
+    if (o.shards > 1 && (rc = make_shards(f, &o)) != 0) {
+        engines_free(f, 0);
+        errno = rc;
+        return NULL;
+    }
+    sc_group *g = sc__group_for(f);
     if (g == NULL) {
-        unanchor(f);
-        pthread_mutex_destroy(&f->lock);
-        pthread_cond_destroy(&f->idle);
-        pthread_condattr_destroy(&f->monotonic);
-        free(f);
+        engines_free(f, f->nshards);
         errno = ENOMEM;
     }
     return g;
+}
+
+/* The engine that serves keys of hash hashv: f, or one of its shards. The
+ * hash's high bits pick the shard, and its low bits uthash's bucket. */
+static struct sc_flight *route(struct sc_flight *f, unsigned hashv)
+{
+    return f->nshards > 1 ? &f->shards[(hashv >> 16) % f->nshards] : f;
+}
+
+/* f itself, or each of its shards: the engines that hold calls. */
+static struct sc_flight *engine_at(struct sc_flight *f, unsigned i)
+{
+    return f->nshards > 1 ? &f->shards[i] : f;
+}
+
+static unsigned engines(const struct sc_flight *f)
+{
+    return f->nshards > 1 ? f->nshards : 1;
 }
 
 /* Joins kit threads that have ended, and frees their list. */
@@ -210,18 +286,18 @@ static void join_all(struct kit_thread *t)
 
 int sc__flight_free(struct sc_flight *f)
 {
-    pthread_mutex_lock(&f->lock);
-    bool busy = f->records != 0 || f->threads != 0 || f->draining != 0;
-    struct kit_thread *exited = busy ? NULL : f->exited;
-    pthread_mutex_unlock(&f->lock);
+    bool busy = false;
+    for (unsigned i = 0; i < engines(f); i++) {
+        struct sc_flight *e = engine_at(f, i);
+        pthread_mutex_lock(&e->lock);
+        busy |= e->records != 0 || e->threads != 0 || e->draining != 0;
+        pthread_mutex_unlock(&e->lock);
+    }
     if (busy)
         return -EBUSY;
-    join_all(exited);
-    unanchor(f);
-    pthread_mutex_destroy(&f->lock);
-    pthread_cond_destroy(&f->idle);
-    pthread_condattr_destroy(&f->monotonic);
-    free(f);
+    for (unsigned i = 0; i < engines(f); i++) /* nobody calls in any more */
+        join_all(engine_at(f, i)->exited);
+    engines_free(f, f->nshards);
     return 0;
 }
 
@@ -399,7 +475,7 @@ static struct call *new_call(struct sc_flight *f, const char *key, size_t len,
     c->val = NULL;
     c->err = 0;
     c->waiters = NULL;
-    c->id = f->flights + 1;
+    c->id = f->flights * f->stride + f->first;
     HASH_ADD_KEYPTR_BYHASHVALUE(hh, f->calls, c->key, len, hashv, c);
     if (c->hh.tbl == NULL) { /* uthash rolled the failed insert back */
         pthread_cond_destroy(&c->wake);
@@ -619,6 +695,7 @@ static int run(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
         return -EINVAL;
     struct call *c;
     unsigned hashv = hash_of(key, len);
+    f = route(f, hashv);
     pthread_mutex_lock(&f->lock);
     HASH_FIND_BYHASHVALUE(hh, f->calls, key, len, hashv, c);
     if (c == NULL)
@@ -758,6 +835,7 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
     memcpy(w->key, key, len + 1);
     struct call *c;
     unsigned hashv = hash_of(key, len);
+    f = route(f, hashv);
     pthread_mutex_lock(&f->lock);
     HASH_FIND_BYHASHVALUE(hh, f->calls, key, len, hashv, c);
     if (c != NULL) { /* join the flight in progress */
@@ -816,12 +894,8 @@ static struct kit_thread *wait_idle(struct sc_flight *f)
     return exited;
 }
 
-int sc_drain(sc_group *g)
+static void drain(struct sc_flight *f)
 {
-    int rc = -EINVAL;
-    struct sc_flight *f = engine(g, &rc);
-    if (f == NULL)
-        return rc;
     struct kit_thread *exited;
     int cancel_state;
     pthread_mutex_lock(&f->lock);
@@ -835,6 +909,16 @@ int sc_drain(sc_group *g)
     pthread_mutex_lock(&f->lock);
     stop_draining(f);
     pthread_setcancelstate(cancel_state, NULL);
+}
+
+int sc_drain(sc_group *g)
+{
+    int rc = -EINVAL;
+    struct sc_flight *f = engine(g, &rc);
+    if (f == NULL)
+        return rc;
+    for (unsigned i = 0; i < engines(f); i++)
+        drain(engine_at(f, i));
     return 0;
 }
 
@@ -848,8 +932,10 @@ int sc_forget(sc_group *g, const char *key)
     if (len > UINT_MAX)
         return -EINVAL;
     struct call *c;
+    unsigned hashv = hash_of(key, len);
+    f = route(f, hashv);
     pthread_mutex_lock(&f->lock);
-    HASH_FIND(hh, f->calls, key, len, c);
+    HASH_FIND_BYHASHVALUE(hh, f->calls, key, len, hashv, c);
     if (c != NULL) {
         HASH_DEL(f->calls, c);
         c->in_map = false;
@@ -865,8 +951,17 @@ int sc_stats(sc_group *g, struct sc_stats *out)
     struct sc_flight *f = engine(g, &rc);
     if (f == NULL || out == NULL)
         return rc;
-    pthread_mutex_lock(&f->lock);
-    *out = f->stats;
-    pthread_mutex_unlock(&f->lock);
+    *out = (struct sc_stats){0};
+    for (unsigned i = 0; i < engines(f); i++) {
+        struct sc_flight *e = engine_at(f, i);
+        pthread_mutex_lock(&e->lock);
+        out->flights += e->stats.flights;
+        out->callers += e->stats.callers;
+        out->shared += e->stats.shared;
+        out->timed_out += e->stats.timed_out;
+        out->cancelled += e->stats.cancelled;
+        out->in_flight += e->stats.in_flight;
+        pthread_mutex_unlock(&e->lock);
+    }
     return 0;
 }

@@ -156,6 +156,8 @@ typedef struct sc_event {
     bool shared; /* RETURN: the flight had more than one caller */
 } sc_event;
 
+#define SC_SHARDS_MAX 4096
+
 /* Options of a group from sc_new_with. Zero (or NULL) means the default. */
 typedef struct sc_options {
     /*
@@ -183,6 +185,14 @@ typedef struct sc_options {
      */
     bool handoff;
     /*
+     * Shards. 0 or 1: one map and one lock, as in go-zero. More: that many
+     * maps, each with its own lock, its own counters and its own flights,
+     * a key's hash choosing the one it belongs to; threads that call for
+     * different keys then seldom wait for each other's lock. Flights for
+     * one key still share, as with one map. At most SC_SHARDS_MAX.
+     */
+    unsigned shards;
+    /*
      * Trace hook: called with every event of every call on the group, on
      * the thread it happened on, in the order it happened there; events of
      * one flight reach the hook in the order they happened. An
@@ -209,8 +219,8 @@ typedef struct sc_result {
 /*
  * Creates an empty group served by the full engine, with a copy of *opts
  * (NULL: no options). Returns the group, owned by the caller until sc_free,
- * or NULL with errno set: EINVAL (only one of share and drop is set),
- * ENOMEM.
+ * or NULL with errno set: EINVAL (only one of share and drop is set, or
+ * more than SC_SHARDS_MAX shards), ENOMEM.
  */
 sc_group *sc_new_with(const sc_options *opts);
 

@@ -23,12 +23,15 @@
 #include <unistd.h>
 #include <valgrind/callgrind.h>
 
-/* The groups a workload runs on. */
-enum kind { PORT, ENGINE, KINDS };
+/* The groups a workload runs on: go-zero's algorithm, the full engine,
+ * and the engine with its map in 16 shards. */
+enum kind { PORT, ENGINE, SHARDED, KINDS };
 
 static sc_group *make(enum kind k)
 {
-    return k == PORT ? sc_new() : sc_new_with(NULL);
+    if (k == PORT)
+        return sc_new();
+    return sc_new_with(&(sc_options){.shards = k == SHARDED ? 16 : 0});
 }
 
 static int constant(void *arg, void **val)
@@ -175,7 +178,7 @@ static void latest(atomic_llong *at, long long t)
 static int gather(void *arg, void **val)
 {
     struct fan *f = arg;
-    if (f->kind == ENGINE) {
+    if (f->kind != PORT) {
         struct sc_stats s;
         do
             sc_stats(f->g, &s);
@@ -309,22 +312,36 @@ static const char *cell(const struct figure *f, double scale, char *buf,
     return buf;
 }
 
-/* One line: a label, the port's and the engine's figures, a limit and the
- * engine's ratio to it (limit 0: none). */
-static void row(const char *label, const struct figure *port,
-                const struct figure *engine, double scale, double limit,
-                const char *target)
+/* One line: a label, a figure for each kind of group (NULL: none), and a
+ * limit with the ratio of kind `of` to it (limit 0: none). */
+static void row(const char *label, const struct figure *f[KINDS], double scale,
+                double limit, enum kind of, const char *target)
 {
-    char a[40] = "-", b[40] = "-", l[16] = "", r[16] = "";
-    if (port != NULL)
-        cell(port, scale, a, sizeof a);
-    if (engine != NULL)
-        cell(engine, scale, b, sizeof b);
+    printf("%-28s", label);
+    for (int k = 0; k < KINDS; k++) {
+        char c[40] = "-";
+        if (f[k] != NULL)
+            cell(f[k], scale, c, sizeof c);
+        printf(" %-16s", c);
+    }
+    char l[16] = "", r[16] = "";
     if (limit > 0) {
         snprintf(l, sizeof l, "%.0f", limit / scale);
-        snprintf(r, sizeof r, "%.2fx", fig_median(engine) / limit);
+        snprintf(r, sizeof r, "%.2fx", fig_median(f[of]) / limit);
     }
-    printf("%-31s %-17s %-17s %6s %6s  %s\n", label, a, b, l, r, target);
+    printf(" %5s %6s  %s\n", l, r, target);
+}
+
+/* A line of single numbers, one per kind. */
+static void plain_row(const char *label, const double v[KINDS], const char *fmt)
+{
+    printf("%-28s", label);
+    for (int k = 0; k < KINDS; k++) {
+        char c[40];
+        snprintf(c, sizeof c, fmt, v[k]);
+        printf(" %-16s", c);
+    }
+    putchar('\n');
 }
 
 struct config {
@@ -388,17 +405,19 @@ static void table(const struct config *c, const char *ir)
 {
     struct limits m = {0};
     measure_limits(c, &m);
-    struct figure fig[KINDS][4] = {0}; /* W1, W2, W3, W3's speed-up */
+    struct figure w[4][KINDS] = {0}; /* W1, W2, W3, W3's speed-up */
     struct figure wake[KINDS] = {0}, flight[KINDS] = {0};
-    double follower_allocs[KINDS];
+    double follower_allocs[KINDS], idle[KINDS], in_flight[KINDS];
     for (int k = 0; k < KINDS; k++) {
-        repeat(c, &fig[k][0], w1_fresh, (enum kind)k);
-        repeat(c, &fig[k][1], w2, (enum kind)k);
-        repeat(c, &fig[k][2], w3, (enum kind)k);
-        speedup(&fig[k][0], &fig[k][2], &fig[k][3]);
+        repeat(c, &w[0][k], w1_fresh, (enum kind)k);
+        repeat(c, &w[1][k], w2, (enum kind)k);
+        repeat(c, &w[2][k], w3, (enum kind)k);
+        speedup(&w[0][k], &w[2][k], &w[3][k]);
         atomic_store(&counting, true);
         follower_allocs[k] = w4((enum kind)k, c->flights, &wake[k], &flight[k]);
         atomic_store(&counting, false);
+        idle[k] = (double)idle_group((enum kind)k);
+        in_flight[k] = per_call_bytes((enum kind)k, 32);
     }
     struct figure hook = {0};
     traced = sc_new_with(&(sc_options){.trace = noop_trace});
@@ -406,48 +425,52 @@ static void table(const struct config *c, const char *ir)
     sc_free(traced);
 
     printf("sharedcalls bench: median [min-max] of %d runs of %ld calls "
-           "(W4: %d flights)\n\n",
+           "(W4: %d flights); 8-byte keys\n\n",
            c->reps, c->calls, c->flights);
-    printf("%-31s %-17s %-17s %6s %6s  %s\n", "workload", "port", "engine",
-           "limit", "ratio", "target");
-    row("W1 new key each call, ns", &fig[PORT][0], &fig[ENGINE][0], 1, m.w1_sum,
-        "<= 2x");
-    row("W2 one key, ns", &fig[PORT][1], &fig[ENGINE][1], 1, 0, "");
-    row("W3 two threads, ns per call", &fig[PORT][2], &fig[ENGINE][2], 1, 0,
-        "");
-    row("W3 speed-up over W1, x100", &fig[PORT][3], &fig[ENGINE][3], 0.01, 0,
-        ">= 160");
-    row("W4 wake-up of 63, us", &wake[PORT], &wake[ENGINE], 1e3,
-        fig_median(&m.futex), "<= 1.5x");
-    printf("%-31s %-17.0f %-17.0f\n", "W4 wake-up p90, us",
-           fig_quantile(&wake[PORT], 0.9) / 1e3,
-           fig_quantile(&wake[ENGINE], 0.9) / 1e3);
-    row("W4 flight, us", &flight[PORT], &flight[ENGINE], 1e3, 0, "");
-    row("W2 with a trace hook, ns", NULL, &hook, 1, fig_median(&fig[ENGINE][1]),
-        "");
-    printf("%-31s %-17s %-17s\n", "instructions per call W1,W2", "-",
+    printf("%-28s %-16s %-16s %-16s %5s %6s  %s\n", "", "port", "engine",
+           "engine, 16 shards", "limit", "ratio", "target");
+    const struct figure *r[KINDS];
+#define ROW(label, fig, scale, limit, of, target)                              \
+    do {                                                                       \
+        for (int k = 0; k < KINDS; k++)                                        \
+            r[k] = &(fig)[k];                                                  \
+        row(label, r, scale, limit, of, target);                               \
+    } while (0)
+    ROW("W1 new key each call, ns", w[0], 1, m.w1_sum, ENGINE, "<= 2x");
+    ROW("W2 one key, ns", w[1], 1, 0, ENGINE, "");
+    ROW("W3 2 threads, ns a call", w[2], 1, 0, SHARDED, "");
+    ROW("W3 speed-up over W1, %", w[3], 0.01, 0, SHARDED, ">= 160%");
+    ROW("W4 wake 63 followers, us", wake, 1e3, fig_median(&m.futex), ENGINE,
+        "<= 1.5x");
+    double p90[KINDS];
+    for (int k = 0; k < KINDS; k++)
+        p90[k] = fig_quantile(&wake[k], 0.9) / 1e3;
+    plain_row("W4 wake-up p90, us", p90, "%.0f");
+    ROW("W4 flight, us", flight, 1e3, 0, ENGINE, "");
+#undef ROW
+    const struct figure *hooked[KINDS] = {NULL, &hook, NULL};
+    row("W2 with a trace hook, ns", hooked, 1, fig_median(&w[1][ENGINE]),
+        ENGINE, "");
+    printf("%-28s %-16s %-16s\n", "instructions a call W1, W2", "-",
            ir != NULL ? ir : "(make bench)");
-    printf("%-31s %-17zu %-17zu\n", "bytes, idle group", idle_group(PORT),
-           idle_group(ENGINE));
-    printf("%-31s %-17.0f %-17.0f\n", "bytes per call in flight",
-           per_call_bytes(PORT, 32), per_call_bytes(ENGINE, 32));
-    printf("%-31s %-17.2f %-17.2f\n", "allocations per follower",
-           follower_allocs[PORT], follower_allocs[ENGINE]);
+    plain_row("bytes, an idle group", idle, "%.0f");
+    plain_row("bytes a call in flight", in_flight, "%.0f");
+    plain_row("allocations a follower", follower_allocs, "%.2f");
 
     char buf[40];
     printf("\nthe machine: median [min-max]\n");
-    printf("  %-40s %s\n", "mutex lock+unlock (2 threads alive), ns",
+    printf("  %-42s %s\n", "mutex lock+unlock (2 threads alive), ns",
            cell(&m.lock, 1, buf, sizeof buf));
-    printf("  %-40s %s\n", "malloc+free of 160 bytes, ns",
+    printf("  %-42s %s\n", "malloc+free of 160 bytes, ns",
            cell(&m.alloc, 1, buf, sizeof buf));
-    printf("  %-40s %s\n", "hash of an 8-byte key (uthash), ns",
+    printf("  %-42s %s\n", "hash of an 8-byte key (uthash), ns",
            cell(&m.hash, 1, buf, sizeof buf));
-    printf("  %-40s %.1f\n", "W1's primitives: 2 pairs+malloc+hash, ns",
+    printf("  %-42s %.1f\n", "W1's limit: 2 lock pairs+malloc+hash, ns",
            m.w1_sum);
-    printf("  %-40s %s  p90 %.0f\n", "futex wake-all of 63 threads, us",
+    printf("  %-42s %s  p90 %.0f\n", "futex wake-all of 63 threads, us",
            cell(&m.futex, 1e3, buf, sizeof buf),
            fig_quantile(&m.futex, 0.9) / 1e3);
-    printf("  %-40s %s  p90 %.0f\n", "cond broadcast to 63 threads, us",
+    printf("  %-42s %s  p90 %.0f\n", "cond broadcast to 63 threads, us",
            cell(&m.cond, 1e3, buf, sizeof buf),
            fig_quantile(&m.cond, 0.9) / 1e3);
 }
