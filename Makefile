@@ -62,7 +62,8 @@ TESTUTIL  := $(B)/obj/testutil.o
 # Link-time seams (ld --wrap) let the tests count followers that are parked
 # in the kit's condition wait and fail the n-th resource the kit acquires,
 # with no test code in the library.
-WRAP_WAIT := -Wl,--wrap=pthread_cond_wait,--wrap=pthread_cond_broadcast
+WRAP_WAIT := -Wl,--wrap=pthread_cond_wait,--wrap=pthread_cond_broadcast \
+             -Wl,--wrap=syscall
 WRAP_MEM  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=free \
              -Wl,--wrap=pthread_mutex_init,--wrap=pthread_cond_init
 WRAPS     := $(WRAP_WAIT)

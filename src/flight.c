@@ -20,8 +20,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <valgrind/helgrind.h> /* no-ops, unless run under Valgrind */
+
+#include "gate.h"
 
 #define HASH_NONFATAL_OOM 1 /* a failed insert returns; it must not exit() */
 #include <uthash.h>
@@ -52,10 +56,16 @@ struct kit_thread {
 };
 
 struct call {
-    pthread_cond_t wake; /* on CLOCK_MONOTONIC, for deadlines */
+    /* The state as followers see it without the lock: (changes << 2) |
+     * state. They sleep on it (gate.h); it changes only under the lock,
+     * and one wake-all tells every sleeper at once. */
+    atomic_uint word;
+    unsigned sleeping; /* followers asleep on word since its last change */
+    bool wake_due;     /* word changed with followers asleep on it */
     enum state state;
     enum state fallback; /* HANDOFF: how it ends if no follower takes it */
-    unsigned refs;       /* callers that have yet to leave */
+    atomic_uint refs;    /* callers that have yet to leave: a follower of a
+                            DONE flight leaves without the lock */
     unsigned joined;     /* callers that joined, the leader included */
     bool in_map;         /* false once ended, or taken out by sc_forget */
     bool async;          /* its leader is a kit thread, not a caller */
@@ -70,8 +80,7 @@ struct call {
 
 struct sc_flight {
     pthread_mutex_t lock;
-    pthread_condattr_t monotonic; /* how every record's wake is made */
-    struct call *calls;           /* the map: key -> flight in progress */
+    struct call *calls;  /* the map: key -> flight in progress */
     struct call *anchor; /* always in the map, so uthash keeps its table */
     size_t records;      /* records alive, in the map or not */
     sc_options opts;
@@ -188,16 +197,9 @@ static int make_lock(pthread_mutex_t *lock)
 static int engine_init(struct sc_flight *f, const sc_options *o,
                        unsigned long stride, unsigned long first)
 {
-    int rc = pthread_condattr_init(&f->monotonic);
-    if (rc == 0) {
-        rc = pthread_condattr_setclock(&f->monotonic, CLOCK_MONOTONIC);
-        if (rc == 0)
-            rc = pthread_cond_init(&f->idle, NULL);
-        if (rc == 0 && (rc = make_lock(&f->lock)) != 0)
-            pthread_cond_destroy(&f->idle);
-        if (rc != 0)
-            pthread_condattr_destroy(&f->monotonic);
-    }
+    int rc = pthread_cond_init(&f->idle, NULL);
+    if (rc == 0 && (rc = make_lock(&f->lock)) != 0)
+        pthread_cond_destroy(&f->idle);
     if (rc != 0)
         return rc;
     f->opts = *o;
@@ -206,7 +208,6 @@ static int engine_init(struct sc_flight *f, const sc_options *o,
     if (anchor(f) != 0) {
         pthread_mutex_destroy(&f->lock);
         pthread_cond_destroy(&f->idle);
-        pthread_condattr_destroy(&f->monotonic);
         return ENOMEM;
     }
     return 0;
@@ -217,7 +218,6 @@ static void engine_fini(struct sc_flight *f)
     unanchor(f);
     pthread_mutex_destroy(&f->lock);
     pthread_cond_destroy(&f->idle);
-    pthread_condattr_destroy(&f->monotonic);
 }
 
 /* Frees f and its shards, the first n of which were made. */
@@ -338,10 +338,42 @@ static void *share(const struct sc_flight *f, void *val)
  * record if this was its last caller. f may be gone by then, so it carries
  * its own copy of the hooks. */
 struct ending {
+    struct sc_flight *f;
+    struct call *wake; /* to wake its sleepers, then leave */
     struct waiter *ws; /* to deliver to */
     struct call *c;    /* to free; NULL: not the last caller */
     sc_options opts;
 };
+
+/* Drops one reference to c. Returns true if it was the last: then the
+ * caller frees c (and counts it off f->records) once nobody else can. */
+static bool unref(struct call *c)
+{
+    ANNOTATE_HAPPENS_BEFORE(&c->refs); /* Valgrind's tools cannot see */
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return false; /* ...the order the atomics give */
+    ANNOTATE_HAPPENS_AFTER(&c->refs);
+    return true;
+}
+
+/* Changes c's state, with f->lock held. Followers asleep on the word are
+ * woken by the next leave, once the lock is released. */
+static void publish(struct call *c, enum state s)
+{
+    c->state = s;
+    unsigned w = atomic_load_explicit(&c->word, memory_order_relaxed);
+    ANNOTATE_HAPPENS_BEFORE(&c->word);
+    atomic_store_explicit(&c->word, ((w >> 2) + 1) << 2 | s,
+                          memory_order_release);
+    c->wake_due |= c->sleeping > 0;
+    c->sleeping = 0;
+}
+
+static void free_call(struct call *c)
+{
+    VALGRIND_HG_ENABLE_CHECKING(&c->word, sizeof c->word);
+    free(c);
+}
 
 static struct waiter *end_flight(struct sc_flight *f, struct call *c,
                                  enum state how);
@@ -350,10 +382,13 @@ static struct waiter *end_flight(struct sc_flight *f, struct call *c,
  * could have taken a handed-off flight ends it as its leader left it. */
 static struct ending leave(struct sc_flight *f, struct call *c)
 {
-    struct ending e = {NULL, NULL, f->opts};
-    if (c->state == HANDOFF && c->refs == 1)
+    struct ending e = {f, NULL, NULL, NULL, f->opts};
+    if (c->state == HANDOFF && atomic_load(&c->refs) == 1)
         e.ws = end_flight(f, c, c->fallback);
-    if (--c->refs == 0) {
+    if (c->wake_due) { /* keep the reference until they are woken */
+        c->wake_due = false;
+        e.wake = c;
+    } else if (unref(c)) {
         f->records--;
         e.c = c;
     }
@@ -362,15 +397,32 @@ static struct ending leave(struct sc_flight *f, struct call *c)
 
 static void deliver(struct waiter *w, const sc_options *o);
 
+/* Wakes the followers asleep on a flight that has changed, then drops
+ * the reference leave kept for it. Before anything else: the followers
+ * have waited longest, and a callback may wait for one of them. */
+static void wake_followers(struct ending *e)
+{
+    if (e->wake == NULL)
+        return;
+    gate_wake_all(&e->wake->word);
+    if (unref(e->wake)) { /* while it counts, e->f is still there */
+        pthread_mutex_lock(&e->f->lock);
+        e->f->records--;
+        pthread_mutex_unlock(&e->f->lock);
+        e->c = e->wake;
+    }
+    e->wake = NULL;
+}
+
 static void finish(struct ending e)
 {
+    wake_followers(&e);
     deliver(e.ws, &e.opts);
     if (e.c == NULL)
         return;
     if (e.opts.drop != NULL && e.c->val != NULL)
         e.opts.drop(e.c->val, e.opts.ctx); /* the flight's own handle */
-    pthread_cond_destroy(&e.c->wake);
-    free(e.c);
+    free_call(e.c);
 }
 
 /* Ends a flight, with f->lock held: out of the map (unless sc_forget took
@@ -380,16 +432,13 @@ static struct waiter *end_flight(struct sc_flight *f, struct call *c,
                                  enum state how)
 {
     if (c->in_map) { /* sc_forget may have taken it out, for a newer flight */
-        /* clang's analyzer forgets *c across pthread_cond_broadcast, and so
-         * imagines a second delete; in_map says the map holds c. */
-        /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
         HASH_DEL(f->calls, c);
         emit(&f->opts, SC_EV_DELETE, c->key, c->id, 0);
     }
     c->in_map = false;
     f->stats.in_flight -= c->state == RUNNING; /* a hand-off was counted */
-    c->state = how;
-    pthread_cond_broadcast(&c->wake);
+    f->stats.shared += how == DONE ? c->sleeping : 0; /* they see DONE */
+    publish(c, how);
     emit(&f->opts, SC_EV_DONE, c->key, c->id,
          how == DONE ? c->err : -ECANCELED);
     for (struct waiter *w = c->waiters; w != NULL; w = w->next) {
@@ -433,11 +482,10 @@ static bool hand_off(struct sc_flight *f, struct call *c, enum state fallback)
 {
     if (!f->opts.handoff || c->refs < 2) /* no follower waits to take it */
         return false;
-    c->state = HANDOFF;
     c->fallback = fallback;
     c->val = NULL; /* the failed run's value stays with its leader */
     f->stats.in_flight--;
-    pthread_cond_broadcast(&c->wake);
+    publish(c, HANDOFF);
     emit(&f->opts, SC_EV_HANDOFF, c->key, c->id,
          fallback == DONE ? c->err : -ECANCELED);
     return true;
@@ -475,6 +523,7 @@ static void abandon(void *arg)
     }
     struct ending e = leave(p->f, p->c);
     pthread_mutex_unlock(&p->f->lock);
+    wake_followers(&e);
     deliver(ws, &e.opts);
     finish(e);
 }
@@ -485,13 +534,16 @@ static struct call *new_call(struct sc_flight *f, const char *key, size_t len,
                              unsigned hashv)
 {
     struct call *c = malloc(sizeof *c + len + 1);
-    if (c == NULL || pthread_cond_init(&c->wake, &f->monotonic) != 0) {
-        free(c);
+    if (c == NULL)
         return NULL;
-    }
     memcpy(c->key, key, len + 1);
+    atomic_init(&c->word, RUNNING);
+    VALGRIND_HG_DISABLE_CHECKING(&c->word, sizeof c->word); /* atomics */
+    c->sleeping = 0;
+    c->wake_due = false;
     c->state = c->fallback = RUNNING;
-    c->refs = c->joined = 1;
+    atomic_init(&c->refs, 1);
+    c->joined = 1;
     c->in_map = true;
     c->async = false;
     c->leader = pthread_self();
@@ -501,8 +553,7 @@ static struct call *new_call(struct sc_flight *f, const char *key, size_t len,
     c->id = f->flights * f->stride + f->first;
     HASH_ADD_KEYPTR_BYHASHVALUE(hh, f->calls, c->key, len, hashv, c);
     if (c->hh.tbl == NULL) { /* uthash rolled the failed insert back */
-        pthread_cond_destroy(&c->wake);
-        free(c);
+        free_call(c);
         return NULL;
     }
     f->records++;
@@ -568,6 +619,7 @@ static void land(struct sc_flight *f, struct call *c, struct flown r)
 {
     struct ending e = leave(f, c);
     pthread_mutex_unlock(&f->lock);
+    wake_followers(&e);
     if (r.handed && e.opts.drop != NULL && r.val != NULL)
         e.opts.drop(r.val, e.opts.ctx);
     deliver(r.ws, &e.opts);
@@ -608,7 +660,7 @@ static int lead(struct sc_flight *f, const char *key, size_t len,
 static int take_over(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
                      sc_result *out)
 {
-    c->state = RUNNING;
+    publish(c, RUNNING);
     c->leader = pthread_self();
     c->async = false; /* its leader is a caller again */
     f->stats.flights++;
@@ -619,15 +671,24 @@ static int take_over(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
     return conclude(f, c, r, out);
 }
 
-/* Cleanup handler: a follower was cancelled in its wait, which has taken
- * the lock back. It leaves as if it had returned. */
+struct dozing {
+    struct sc_flight *f;
+    struct call *c;
+    unsigned seen; /* the word it fell asleep on */
+};
+
+/* Cleanup handler: a follower was cancelled in its sleep. It leaves as if
+ * it had returned. */
 static void depart(void *arg)
 {
-    struct in_flight *p = arg;
-    emit(&p->f->opts, SC_EV_CANCEL, p->c->key, p->c->id, 0);
-    p->f->stats.cancelled++;
-    struct ending e = leave(p->f, p->c);
-    pthread_mutex_unlock(&p->f->lock);
+    struct dozing *d = arg;
+    pthread_mutex_lock(&d->f->lock);
+    if (atomic_load(&d->c->word) == d->seen) /* nobody woke it */
+        d->c->sleeping--;
+    emit(&d->f->opts, SC_EV_CANCEL, d->c->key, d->c->id, 0);
+    d->f->stats.cancelled++;
+    struct ending e = leave(d->f, d->c);
+    pthread_mutex_unlock(&d->f->lock);
     finish(e);
 }
 
@@ -642,16 +703,47 @@ static bool passed(const struct timespec *deadline)
            (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
-/* Sleeps until c's flight ends or the deadline passes (ETIMEDOUT). */
-static int wait_for(struct sc_flight *f, struct call *c,
-                    const struct timespec *deadline)
+/* Sleeps on c until its word changes (returns 0, with the new word in
+ * *now) or the deadline passes (ETIMEDOUT). Entered with f->lock held,
+ * returns without it. A cancellation point: the thread then departs. */
+static int doze(struct sc_flight *f, struct call *c, unsigned seen,
+                const struct timespec *deadline, unsigned *now)
 {
+    struct dozing d = {f, c, seen};
+    c->sleeping++;
+    pthread_mutex_unlock(&f->lock);
     int rc = 0;
-    while (c->state == RUNNING && rc == 0)
-        rc = deadline == NULL
-                 ? pthread_cond_wait(&c->wake, &f->lock)
-                 : pthread_cond_timedwait(&c->wake, &f->lock, deadline);
-    return rc;
+    pthread_cleanup_push(depart, &d);
+    while (rc == 0 && (*now = atomic_load_explicit(
+                           &c->word, memory_order_acquire)) == d.seen)
+        rc = gate_wait(&c->word, d.seen, deadline);
+    pthread_cleanup_pop(0);
+    *now = atomic_load_explicit(&c->word, memory_order_acquire);
+    if (*now == d.seen)
+        return ETIMEDOUT;
+    ANNOTATE_HAPPENS_AFTER(&c->word);
+    return 0; /* changed: woken, even if the deadline passed as well */
+}
+
+/* Whether a follower of a DONE flight may take its result without the
+ * lock: no share hook needs it, and no trace hook expects WAKE under it. */
+static bool quiet(const struct sc_flight *f)
+{
+    return f->opts.share == NULL && f->opts.trace == NULL;
+}
+
+/* A follower woken for DONE, without the lock: the result no longer
+ * changes, and the leader counted this follower as shared. */
+static int take_result(struct sc_flight *f, struct call *c, sc_result *out)
+{
+    *out = (sc_result){c->val, c->err, false, true};
+    if (unref(c)) { /* the last caller out: no hooks, so just free it */
+        pthread_mutex_lock(&f->lock);
+        f->records--;
+        pthread_mutex_unlock(&f->lock);
+        free_call(c);
+    }
+    return 0;
 }
 
 /* Waits for the flight c, with f->lock held; returns with it released.
@@ -660,15 +752,25 @@ static int wait_for(struct sc_flight *f, struct call *c,
 static int follow(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
                   const struct timespec *deadline, sc_result *out)
 {
-    c->refs++;
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
     c->joined++;
     f->stats.callers++;
     emit(&f->opts, SC_EV_JOIN, c->key, c->id, 0);
-    int rc;
-    struct in_flight self = {f, c};
-    pthread_cleanup_push(depart, &self);
-    rc = wait_for(f, c, deadline);
-    pthread_cleanup_pop(0);
+    int rc = 0;
+    bool counted = false; /* asleep when DONE came, it was counted then */
+    while (c->state == RUNNING && rc == 0) {
+        unsigned seen = atomic_load_explicit(&c->word, memory_order_relaxed);
+        unsigned now;
+        rc = doze(f, c, seen, deadline, &now);
+        if (rc == 0 && (now & 3) == DONE && quiet(f))
+            return take_result(f, c, out);
+        pthread_mutex_lock(&f->lock);
+        if (rc != 0 && (now = atomic_load(&c->word)) == seen)
+            c->sleeping--; /* timed out, and nothing changed: not woken */
+        else
+            rc = 0; /* it changed, and counted this one as woken */
+        counted = (now & 3) == DONE;
+    }
     if (rc == 0)
         emit(&f->opts, SC_EV_WAKE, c->key, c->id, 0);
 
@@ -683,7 +785,7 @@ static int follow(struct sc_flight *f, struct call *c, sc_fn fn, void *arg,
     switch (c->state) {
     case DONE:
         *out = (sc_result){share(f, c->val), c->err, false, true};
-        f->stats.shared++;
+        f->stats.shared += !counted;
         rc = 0;
         break;
     case ABANDONED:
@@ -889,8 +991,7 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
         f->stats.flights--;
         f->stats.callers--;
         f->stats.in_flight--;
-        pthread_cond_destroy(&c->wake);
-        free(c);
+        free_call(c);
     }
     pthread_mutex_unlock(&f->lock);
     if (rc != 0) {

@@ -4,6 +4,9 @@
 
 #include <CUnit/Basic.h>
 #include <errno.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -162,7 +165,9 @@ int __wrap_pthread_cond_broadcast(pthread_cond_t *cv)
     return __real_pthread_cond_broadcast(cv);
 }
 
-int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
+/* A thread is about to wait in the kit: count it as parked (once a
+ * round). Returns whether this wait is to return at once instead. */
+static bool parking(void)
 {
     pthread_mutex_lock(&parked.mu);
     if (parked_in_round != parked_round) {
@@ -173,19 +178,76 @@ int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
     bool spurious = spurious_left > 0;
     spurious_left -= spurious;
     pthread_mutex_unlock(&parked.mu);
+    return spurious;
+}
+
+/* Whether a thread that woke in the kit is to be held there. */
+static bool to_hold(void)
+{
+    pthread_mutex_lock(&parked.mu);
+    bool hold = holding;
+    pthread_mutex_unlock(&parked.mu);
+    return hold;
+}
+
+static void hold_here(void)
+{
+    tu_gate_raise(&held, 1);
+    tu_gate_expect(&unheld, 1, "the test never released a held follower");
+}
+
+static void woken(void)
+{
+    if (to_hold())
+        hold_here();
+}
+
+/* The full engine's followers sleep on a futex (src/gate.h), through
+ * syscall(2): a wait there counts as parking, and an interrupted wait
+ * (EINTR) stands in for the port's spurious wake-up. The kit makes no
+ * other system call through syscall(). */
+long __real_syscall(long number, ...);
+long __wrap_syscall(long number, ...);
+
+long __wrap_syscall(long number, ...)
+{
+    va_list ap;
+    va_start(ap, number);
+    long a[6]; /* one statement each: an initializer list has no order */
+    a[0] = va_arg(ap, long);
+    a[1] = va_arg(ap, long);
+    a[2] = va_arg(ap, long);
+    a[3] = va_arg(ap, long);
+    a[4] = va_arg(ap, long);
+    a[5] = va_arg(ap, long);
+    va_end(ap);
+    if (number != SYS_futex) {
+        fprintf(stderr, "testutil: unexpected syscall %ld\n", number);
+        abort();
+    }
+    bool waits = (a[1] & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET;
+    if (waits && parking()) {
+        errno = EINTR;
+        return -1;
+    }
+    long rc = __real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (waits && rc == 0)
+        woken();
+    return rc;
+}
+
+int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
+{
+    bool spurious = parking();
     if (spurious) { /* wake up without a signal, as POSIX allows */
         pthread_mutex_unlock(mu);
         pthread_mutex_lock(mu);
         return 0;
     }
     int rc = __real_pthread_cond_wait(cv, mu);
-    pthread_mutex_lock(&parked.mu);
-    bool hold = holding;
-    pthread_mutex_unlock(&parked.mu);
-    if (hold) { /* as if the lock were slow to come back after the wake */
+    if (to_hold()) { /* as if the lock were slow to come back after the wake */
         pthread_mutex_unlock(mu);
-        tu_gate_raise(&held, 1);
-        tu_gate_expect(&unheld, 1, "the test never released a held follower");
+        hold_here();
         pthread_mutex_lock(mu);
     }
     return rc;

@@ -80,48 +80,80 @@ double limit_hash8(long n)
     return (now_ns() - t0) / (double)n;
 }
 
-/* A round of wake-alls: WAITERS threads wait, one call wakes them all. */
+/* Rounds of wake-alls, shaped as W4 is: WAITERS + 1 threads meet at a
+ * barrier; one of them wakes the others, which sleep on one futex word
+ * (or one condition variable); each notes when it runs again, and all
+ * meet at a second barrier. The figure is the wake call to the last
+ * waiter running, which is what W4's wake-up is with the kit in between. */
 struct round {
-    atomic_int word;     /* the futex: 0 waiting, 1 woken */
-    atomic_int parked;   /* threads about to wait */
-    atomic_int finished; /* threads woken this round */
-    atomic_llong last;   /* the latest wake-up, ns */
-    pthread_mutex_t mu;  /* for the condition variable version */
+    atomic_uint word;  /* the futex: the round's number while waiting */
+    atomic_int parked; /* waiters about to sleep this round */
+    atomic_llong woke, last;
+    pthread_mutex_t mu; /* for the condition variable version */
     pthread_cond_t cv;
+    pthread_barrier_t go, end;
     bool use_cond;
     int rounds;
 };
 
-static void note_wake(struct round *r)
+static void latest(atomic_llong *at, long long t)
 {
-    long long t = (long long)now_ns();
-    long long seen = atomic_load(&r->last);
-    while (t > seen && !atomic_compare_exchange_weak(&r->last, &seen, t))
+    long long seen = atomic_load(at);
+    while (t > seen && !atomic_compare_exchange_weak(at, &seen, t))
         ;
-    atomic_fetch_add(&r->finished, 1);
 }
 
-static void *waiter(void *arg)
+static void sleep_round(struct round *r, unsigned round)
 {
-    struct round *r = arg;
+    if (r->use_cond) {
+        pthread_mutex_lock(&r->mu);
+        atomic_fetch_add(&r->parked, 1);
+        while (atomic_load(&r->word) == round)
+            pthread_cond_wait(&r->cv, &r->mu);
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    atomic_fetch_add(&r->parked, 1);
+    while (atomic_load(&r->word) == round)
+        syscall(SYS_futex, &r->word, FUTEX_WAIT_PRIVATE, round, NULL, NULL, 0);
+}
+
+static void wake_round(struct round *r)
+{
+    while (atomic_load(&r->parked) < WAITERS)
+        sched_yield();
+    usleep(2000); /* let the last ones reach the kernel's wait */
+    atomic_store(&r->woke, (long long)now_ns());
+    if (r->use_cond) {
+        pthread_mutex_lock(&r->mu);
+        atomic_fetch_add(&r->word, 1);
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+    } else {
+        atomic_fetch_add(&r->word, 1);
+        syscall(SYS_futex, &r->word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL,
+                0);
+    }
+}
+
+struct member {
+    struct round *r;
+    bool waker;
+};
+
+static void *member(void *arg)
+{
+    struct member *m = arg;
+    struct round *r = m->r;
     for (int i = 0; i < r->rounds; i++) {
-        int gen = 2 * i; /* even: waiting; odd: woken */
-        if (r->use_cond) {
-            pthread_mutex_lock(&r->mu);
-            atomic_fetch_add(&r->parked, 1);
-            while (atomic_load(&r->word) == gen)
-                pthread_cond_wait(&r->cv, &r->mu);
-            pthread_mutex_unlock(&r->mu);
-        } else {
-            atomic_fetch_add(&r->parked, 1);
-            while (atomic_load(&r->word) == gen)
-                syscall(SYS_futex, &r->word, FUTEX_WAIT_PRIVATE, gen, NULL,
-                        NULL, 0);
-        }
-        note_wake(r);
-        while (atomic_load(&r->word) == gen + 1) /* the round's reset */
-            syscall(SYS_futex, &r->word, FUTEX_WAIT_PRIVATE, gen + 1, NULL,
-                    NULL, 0);
+        unsigned round = (unsigned)i;
+        pthread_barrier_wait(&r->go);
+        if (m->waker)
+            wake_round(r);
+        else
+            sleep_round(r, round);
+        latest(&r->last, (long long)now_ns());
+        pthread_barrier_wait(&r->end);
     }
     return NULL;
 }
@@ -131,35 +163,25 @@ static void wake_rounds(bool use_cond, int rounds, struct figure *latency)
     struct round r = {.use_cond = use_cond, .rounds = rounds};
     pthread_mutex_init(&r.mu, NULL);
     pthread_cond_init(&r.cv, NULL);
-    pthread_t t[WAITERS];
-    for (int i = 0; i < WAITERS; i++)
-        pthread_create(&t[i], NULL, waiter, &r);
-    for (int i = 0; i < rounds; i++) {
-        while (atomic_load(&r.parked) < WAITERS)
-            sched_yield();
-        usleep(2000); /* let the last ones reach the kernel's wait */
-        atomic_store(&r.last, 0);
-        double t0 = now_ns();
-        if (use_cond) {
-            pthread_mutex_lock(&r.mu);
-            atomic_fetch_add(&r.word, 1);
-            pthread_cond_broadcast(&r.cv);
-            pthread_mutex_unlock(&r.mu);
-        } else {
-            atomic_fetch_add(&r.word, 1);
-            syscall(SYS_futex, &r.word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL,
-                    0);
-        }
-        while (atomic_load(&r.finished) < WAITERS)
-            sched_yield();
-        fig_add(latency, (double)atomic_load(&r.last) - t0);
-        atomic_store(&r.finished, 0);
-        atomic_store(&r.parked, 0);
-        atomic_fetch_add(&r.word, 1); /* the next round's even number */
-        syscall(SYS_futex, &r.word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    pthread_barrier_init(&r.go, NULL, WAITERS + 2);
+    pthread_barrier_init(&r.end, NULL, WAITERS + 2);
+    pthread_t t[WAITERS + 1];
+    struct member m[WAITERS + 1];
+    for (int i = 0; i <= WAITERS; i++) {
+        m[i] = (struct member){&r, i == 0};
+        pthread_create(&t[i], NULL, member, &m[i]);
     }
-    for (int i = 0; i < WAITERS; i++)
+    for (int i = 0; i < rounds; i++) {
+        atomic_store(&r.parked, 0);
+        atomic_store(&r.last, 0);
+        pthread_barrier_wait(&r.go);
+        pthread_barrier_wait(&r.end);
+        fig_add(latency, (double)(atomic_load(&r.last) - atomic_load(&r.woke)));
+    }
+    for (int i = 0; i <= WAITERS; i++)
         pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&r.go);
+    pthread_barrier_destroy(&r.end);
     pthread_cond_destroy(&r.cv);
     pthread_mutex_destroy(&r.mu);
 }
