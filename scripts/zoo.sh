@@ -55,7 +55,7 @@ echo "$rows" | while read -r mutant expects; do
         esac
         seen=""
         for prog in $programs; do
-            SC_STRESS_THREADS=$threads SC_STRESS_CALLS=$calls \
+            SC_STRESS_THREADS=$threads SC_STRESS_CALLS=$calls SC_STRESS_PORT_ONLY=1 \
                 SC_STRESS_KEYS=16 SC_WATCHDOG_S=$watchdog \
                 run_tool "$tool" "$(variant_of "$tool" "$root")/$prog" \
                 "$root/logs/$tool.${prog#*/}.log" "$limit"
