@@ -106,6 +106,11 @@ int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg, void **val,
 /*
  * Beyond go-zero: the full engine.
  *
+ * It is also the faster of the two: its followers sleep without any lock
+ * and are woken all at once, and its map can be split into shards for
+ * threads working on different keys (book/08-performance.md has the
+ * figures).
+ *
  * A group from sc_new runs go-zero's algorithm exactly (src/sharedcalls.c,
  * the annotated port). A group from sc_new_with runs the kit's full engine
  * (src/flight.c), which adds what golang.org/x/sync's singleflight, nginx's
