@@ -5,13 +5,20 @@
  * statistics. The contract is in sharedcalls.h.
  *
  * The shape is the port's: one mutex guards the group (the map, the
- * counters, and every record's state, references and result), and a
- * follower waits on its record's condition variable until the state leaves
- * RUNNING. What is new: a record can end ABANDONED (its leader never came
- * back from fn); a forgotten record leaves the map before its flight ends;
- * fn and the waits run inside cancellation cleanup handlers, C's nearest
- * thing to Go's defer; and a flight can have asynchronous waiters, whose
- * results are made when it ends and delivered by the thread that ends it.
+ * counters, and every record's state and result), and a follower waits
+ * until the state leaves RUNNING. What is new: a record can end ABANDONED
+ * (its leader never came back from fn); a forgotten record leaves the map
+ * before its flight ends; fn and the waits run inside cancellation cleanup
+ * handlers, C's nearest thing to Go's defer; and a flight can have
+ * asynchronous waiters, whose results are made when it ends and delivered
+ * by the thread that ends it.
+ *
+ * And it is built for speed (book/08-performance.md): followers sleep on
+ * their record's state word without the lock and are woken all at once
+ * (gate.h); a follower of a finished flight reads the result, which no
+ * longer changes, and leaves through an atomic reference count; and with
+ * the shards option, the group is N engines of this kind, one per slice
+ * of the keys' hashes.
  */
 #define _GNU_SOURCE /* PTHREAD_MUTEX_ADAPTIVE_NP, where glibc has it */
 
