@@ -167,6 +167,22 @@ static void flight_destroy(struct flight *f)
     tu_gate_destroy(&f->release);
 }
 
+/* Starts a leader alone on f's key and waits until it is in fn. */
+static void lead_alone(struct flight *f, struct caller *lead,
+                       struct tu_thread *t)
+{
+    *lead = (struct caller){.f = f};
+    tu_start(t, call, lead);
+    tu_gate_expect(&f->started, 1, "the leader in fn");
+}
+
+static void end_test(struct flight *f, struct log *l)
+{
+    flight_destroy(f);
+    tu_free_group(f->g);
+    pthread_mutex_destroy(&l->mu);
+}
+
 /* A leader, then two followers parked on its flight. */
 static void start_three(struct flight *f, struct caller c[3],
                         struct tu_thread t[3])
@@ -207,9 +223,7 @@ static void followers_wake_after_done(void)
         CU_ASSERT_EQUAL(ret->flight, 1UL);
     }
     CU_ASSERT_TRUE(event_of(&l, t[0].id, SC_EV_RETURN)->shared);
-    flight_destroy(&f);
-    tu_free_group(f.g);
-    pthread_mutex_destroy(&l.mu);
+    end_test(&f, &l);
 }
 
 static void an_error_is_reported_where_it_happens(void)
@@ -227,9 +241,7 @@ static void an_error_is_reported_where_it_happens(void)
     CU_ASSERT_EQUAL(event_of(&l, t[0].id, SC_EV_DONE)->code, EIO);
     for (int i = 0; i < 3; i++)
         CU_ASSERT_EQUAL(event_of(&l, t[i].id, SC_EV_RETURN)->code, EIO);
-    flight_destroy(&f);
-    tu_free_group(f.g);
-    pthread_mutex_destroy(&l.mu);
+    end_test(&f, &l);
 }
 
 static void a_timed_out_follower_says_so(void)
@@ -237,10 +249,9 @@ static void a_timed_out_follower_says_so(void)
     struct log l;
     struct flight f;
     flight_init(&f, traced_group(&l, false), 0);
-    struct caller lead = {.f = &f};
+    struct caller lead;
     struct tu_thread t;
-    tu_start(&t, call, &lead);
-    tu_gate_expect(&f.started, 1, "the leader in fn");
+    lead_alone(&f, &lead, &t);
     struct timespec past = {0, 0};
     sc_result r;
     CU_ASSERT_EQUAL(sc_do_until(f.g, "k", held, &f, &past, &r), -ETIMEDOUT);
@@ -251,9 +262,7 @@ static void a_timed_out_follower_says_so(void)
                     -ETIMEDOUT);
     tu_gate_raise(&f.release, 1);
     tu_join(&t, "the leader");
-    flight_destroy(&f);
-    tu_free_group(f.g);
-    pthread_mutex_destroy(&l.mu);
+    end_test(&f, &l);
 }
 
 static void forget_deletes_once(void)
@@ -261,10 +270,9 @@ static void forget_deletes_once(void)
     struct log l;
     struct flight f;
     flight_init(&f, traced_group(&l, false), 0);
-    struct caller lead = {.f = &f};
+    struct caller lead;
     struct tu_thread t;
-    tu_start(&t, call, &lead);
-    tu_gate_expect(&f.started, 1, "the leader in fn");
+    lead_alone(&f, &lead, &t);
     CU_ASSERT_EQUAL(sc_forget(f.g, "k"), 0);
     char seq[32];
     kinds_of(&l, pthread_self(), seq, sizeof seq);
@@ -273,9 +281,7 @@ static void forget_deletes_once(void)
     tu_join(&t, "the leader");
     kinds_of(&l, t.id, seq, sizeof seq);
     CU_ASSERT_STRING_EQUAL(seq, "ELSRDr"); /* no second delete */
-    flight_destroy(&f);
-    tu_free_group(f.g);
-    pthread_mutex_destroy(&l.mu);
+    end_test(&f, &l);
 }
 
 static void a_handoff_makes_a_follower_lead(void)
@@ -305,9 +311,7 @@ static void a_handoff_makes_a_follower_lead(void)
     for (int i = 0; i < l.n; i++)
         leads += l.at[i].ev.kind == SC_EV_LEAD && l.at[i].ev.flight == 1;
     CU_ASSERT_EQUAL(leads, 3);
-    flight_destroy(&f);
-    tu_free_group(f.g);
-    pthread_mutex_destroy(&l.mu);
+    end_test(&f, &l);
 }
 
 static int calls_itself(void *arg, void **val)
@@ -374,9 +378,7 @@ static void async_return_comes_with_the_answer(void)
         CU_ASSERT_STRING_EQUAL(ret->key, "k");
     }
     tu_gate_destroy(&a.got);
-    flight_destroy(&f);
-    tu_free_group(f.g);
-    pthread_mutex_destroy(&l.mu);
+    end_test(&f, &l);
 }
 
 struct freer {
@@ -402,10 +404,9 @@ static void a_done_callback_may_free_the_group(void)
     struct log l;
     struct flight f;
     flight_init(&f, traced_group(&l, false), 0);
-    struct caller lead = {.f = &f};
+    struct caller lead;
     struct tu_thread t;
-    tu_start(&t, call, &lead);
-    tu_gate_expect(&f.started, 1, "the leader in fn");
+    lead_alone(&f, &lead, &t);
     struct freer x = {.g = f.g, .rc = 1};
     tu_gate_init(&x.got);
     CU_ASSERT_EQUAL(sc_do_async(f.g, "k", held, &f, free_group, &x), 0);
