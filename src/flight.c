@@ -745,8 +745,8 @@ static int doze(struct sc_flight *f, struct call *c, unsigned seen,
     pthread_mutex_unlock(&f->lock);
     int rc = 0;
     pthread_cleanup_push(depart, &d);
-    while (rc == 0 && (*now = atomic_load_explicit(
-                           &c->word, memory_order_acquire)) == d.seen)
+    while (rc == 0 &&
+           atomic_load_explicit(&c->word, memory_order_acquire) == d.seen)
         rc = gate_wait(&c->word, d.seen, deadline);
     pthread_cleanup_pop(0);
     *now = atomic_load_explicit(&c->word, memory_order_acquire);
