@@ -231,8 +231,12 @@ long __wrap_syscall(long number, ...)
         return -1;
     }
     long rc = __real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
-    if (waits && rc == 0)
+    int err = errno;
+    /* EAGAIN: the word changed before the kernel looked, which is a wake-up
+     * too; only a deadline (ETIMEDOUT) is not. */
+    if (waits && (rc == 0 || err == EAGAIN))
         woken();
+    errno = err;
     return rc;
 }
 
