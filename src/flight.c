@@ -320,6 +320,20 @@ static unsigned engines(const struct sc_flight *f)
     return f->nshards > 1 ? f->nshards : 1;
 }
 
+/* Takes the lock of the engine that serves key (into *f) and returns the
+ * flight in progress for key, or NULL; *hashv is the key's hash. The hash
+ * is computed before the lock is taken. */
+static inline struct call *find_locked(struct sc_flight **f, const char *key,
+                                       size_t len, unsigned *hashv)
+{
+    struct call *c;
+    *hashv = hash_of(key, len);
+    *f = route(*f, *hashv);
+    pthread_mutex_lock(&(*f)->lock);
+    HASH_FIND_BYHASHVALUE(hh, (*f)->calls, key, len, *hashv, c);
+    return c;
+}
+
 /* Joins kit threads that have ended, and frees their list. */
 static void join_all(struct kit_thread *t)
 {
@@ -855,11 +869,8 @@ static int run(struct sc_flight *f, const char *key, sc_fn fn, void *arg,
         (deadline != NULL &&
          (deadline->tv_nsec < 0 || deadline->tv_nsec >= 1000000000L)))
         return -EINVAL;
-    struct call *c;
-    unsigned hashv = hash_of(key, len);
-    f = route(f, hashv);
-    pthread_mutex_lock(&f->lock);
-    HASH_FIND_BYHASHVALUE(hh, f->calls, key, len, hashv, c);
+    unsigned hashv;
+    struct call *c = find_locked(&f, key, len, &hashv);
     if (c == NULL)
         return lead(f, key, len, hashv, fn, arg, out, flight);
     *flight = c->id;
@@ -996,11 +1007,8 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
     }
     *w = (struct waiter){.done = done, .done_arg = done_arg};
     memcpy(w->key, key, len + 1);
-    struct call *c;
-    unsigned hashv = hash_of(key, len);
-    f = route(f, hashv);
-    pthread_mutex_lock(&f->lock);
-    HASH_FIND_BYHASHVALUE(hh, f->calls, key, len, hashv, c);
+    unsigned hashv;
+    struct call *c = find_locked(&f, key, len, &hashv);
     if (c != NULL) { /* join the flight in progress */
         w->flight = c->id;
         w->next = c->waiters;
@@ -1093,11 +1101,8 @@ int sc_forget(sc_group *g, const char *key)
     size_t len = strlen(key);
     if (len > UINT_MAX)
         return -EINVAL;
-    struct call *c;
-    unsigned hashv = hash_of(key, len);
-    f = route(f, hashv);
-    pthread_mutex_lock(&f->lock);
-    HASH_FIND_BYHASHVALUE(hh, f->calls, key, len, hashv, c);
+    unsigned hashv;
+    struct call *c = find_locked(&f, key, len, &hashv);
     if (c != NULL) {
         HASH_DEL(f->calls, c);
         c->in_map = false;
