@@ -3,7 +3,8 @@
  *
  *   bench.c      the table: workloads W1-W4, the hook, memory
  *   limits.c     what the machine allows: a lock pair, malloc+free, a
- *                hash, a wake-all of 63 threads
+ *                hash, two threads sharing nothing, a wake-all of 63
+ *                threads
  *
  * Every figure is measured REPS times and reported as the median with the
  * minimum and maximum, so one noisy run cannot make or break a figure.
@@ -35,6 +36,9 @@ double now_ns(void);
 double limit_lock_pair(long n);
 double limit_malloc_free(long n, unsigned size);
 double limit_hash8(long n);
+/* The speed-up of W1's primitives on two threads over one, with nothing
+ * shared: the most W3 can reach. */
+double limit_parallel(long n);
 void limit_futex_wake_all(int rounds, struct figure *latency);
 void limit_cond_broadcast(int rounds, struct figure *latency);
 

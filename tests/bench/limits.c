@@ -1,7 +1,7 @@
 /*
  * limits.c - what this machine allows, measured in the same run as the
- * kit: the primitives a call is made of, and the least a wake-up of 63
- * waiting threads can cost.
+ * kit: the primitives a call is made of, what two cores give when they
+ * share nothing, and the least a wake-up of 63 waiting threads can cost.
  */
 #define _GNU_SOURCE
 
@@ -78,6 +78,77 @@ double limit_hash8(long n)
     }
     __asm__ volatile("" : : "r"(sum));
     return (now_ns() - t0) / (double)n;
+}
+
+/* W1's primitives on one thread's own data: its own lock, its own
+ * allocations, its own key. Two threads running this share no line the
+ * program wrote, so their speed-up is the most two cores of this machine
+ * give W3. */
+struct own {
+    _Alignas(64) pthread_mutex_t lock;
+    unsigned sum;
+    long n;
+    pthread_barrier_t *start;
+    double ns; /* per call */
+};
+
+static void own_calls(struct own *o, long n)
+{
+    char key[8] = "k0000000";
+    for (long i = 0; i < n; i++) {
+        key[7] = (char)('0' + (i & 63));
+        unsigned h;
+        HASH_VALUE(key, sizeof key, h);
+        pthread_mutex_lock(&o->lock);
+        void *p = malloc(160);
+        __asm__ volatile("" : : "r"(p) : "memory");
+        pthread_mutex_unlock(&o->lock);
+        pthread_mutex_lock(&o->lock);
+        o->sum += h;
+        pthread_mutex_unlock(&o->lock);
+        free(p);
+    }
+}
+
+static void *own_loop(void *arg)
+{
+    struct own *o = arg;
+    own_calls(o, 1000); /* a new thread's first malloc makes its arena */
+    if (o->start != NULL)
+        pthread_barrier_wait(o->start);
+    double t0 = now_ns();
+    own_calls(o, o->n);
+    o->ns = (now_ns() - t0) / (double)o->n;
+    return NULL;
+}
+
+double limit_parallel(long n)
+{
+    pthread_barrier_t start; /* as W3 is timed: from both starting to */
+    pthread_barrier_init(&start, NULL, 3); /* both done */
+    struct own *o = aligned_alloc(64, 2 * sizeof *o);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        o[i] = (struct own){.n = n};
+        pthread_mutex_init(&o[i].lock, NULL);
+    }
+    pthread_create(&t[0], NULL, own_loop, &o[0]); /* alone; main is alive */
+    pthread_join(t[0], NULL);
+    double one = o[0].ns;
+    for (int i = 0; i < 2; i++) {
+        o[i].start = &start;
+        pthread_create(&t[i], NULL, own_loop, &o[i]);
+    }
+    pthread_barrier_wait(&start);
+    double t0 = now_ns();
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    double two = (now_ns() - t0) / (double)(2 * n);
+    for (int i = 0; i < 2; i++)
+        pthread_mutex_destroy(&o[i].lock);
+    free(o);
+    pthread_barrier_destroy(&start);
+    return one / two;
 }
 
 /* Rounds of wake-alls, shaped as W4 is: WAITERS + 1 threads meet at a
