@@ -155,6 +155,11 @@ race-zoo: | deps
 	@scripts/deps.sh race
 	@MAKE="$(MAKE)" scripts/zoo.sh
 
+# Spin over every interleaving of the port's model, and of each mistake.
+model:
+	@scripts/deps.sh model
+	@scripts/model.sh
+
 install: $(LIB_A) $(B)/libsharedcalls.so
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 src/sharedcalls.h $(DESTDIR)$(INCDIR)/
@@ -191,7 +196,7 @@ clean:
 	rm -rf $(B)
 
 .PHONY: all programs list-programs deps check demo race $(RACE_TOOLS:%=race-%) race-zoo bench \
-        install lint clean
+        model install lint clean
 .DELETE_ON_ERROR:
 -include $(wildcard $(B)/obj/*.d $(B)/obj/*/*.d $(B)/pic/*.d $(B)/demos/*.d \
            $(B)/tests/*.d)

@@ -4,6 +4,7 @@
 #   scripts/deps.sh          what make, make check and make demo need
 #   scripts/deps.sh lint     also what make lint needs
 #   scripts/deps.sh race     also what make race and make race-zoo need
+#   scripts/deps.sh model    also what make model needs
 #
 # As root it runs apt-get; as anyone else it prints the exact command and
 # exits 1. With nothing missing it installs nothing and exits 0 at once.
@@ -23,7 +24,8 @@ for group in "$@"; do
     # valgrind-dbg: Valgrind's own frames get names in reports and in any
     # suppression; gcc's sanitizer runtimes come with build-essential.
     race) packages="$packages valgrind-dbg" ;;
-    *) echo "deps.sh: unknown group '$group' (known: lint race)" >&2 && exit 2 ;;
+    model) packages="$packages spin" ;; # the model checker
+    *) echo "deps.sh: unknown group '$group' (known: lint race model)" >&2 && exit 2 ;;
     esac
 done
 

@@ -1,10 +1,10 @@
 #!/bin/sh
-# test_readme_refs.sh - every stack frame README.md quotes from the port,
-# "function (sharedcalls.c:N)", must still name a line inside that function,
-# or the README's report no longer matches the code.
+# test_readme_refs.sh - every stack frame README.md or the book quotes from
+# the port, "function (sharedcalls.c:N)", must still name a line inside that
+# function, or the quoted report no longer matches the code.
 set -u
 cd "$(dirname "$0")/.." || exit 2
-refs=$(grep -oE '[a-z_]+ \(sharedcalls\.c:[0-9]+\)' README.md | sort -u)
+refs=$(cat README.md book/*.md | grep -oE '[a-z_]+ \(sharedcalls\.c:[0-9]+\)' | sort -u)
 [ -n "$refs" ] || { echo "README.md quotes no frame of the port"; exit 1; }
 bad=0
 for ref in $(echo "$refs" | sed 's/ (sharedcalls\.c:/:/; s/)$//'); do
@@ -17,9 +17,9 @@ for ref in $(echo "$refs" | sed 's/ (sharedcalls\.c:/:/; s/)$//'); do
         /^}/ && NR < want { fn = "" }
         NR == want { print fn; exit }' src/sharedcalls.c)
     if [ "$in" = "$fn" ]; then
-        echo "README's $fn (sharedcalls.c:$line): still in $fn"
+        echo "quoted $fn (sharedcalls.c:$line): still in $fn"
     else
-        echo "README's $fn (sharedcalls.c:$line): line $line is in '${in:-no function}' now"
+        echo "quoted $fn (sharedcalls.c:$line): line $line is in '${in:-no function}' now"
         bad=1
     fi
 done
