@@ -232,6 +232,52 @@ static void cancelled_leader_hands_off(void)
     cancel_flight_destroy(&f);
 }
 
+/* fn that fails once released. */
+static int cancel_fails(void *arg, void **val)
+{
+    (void)val;
+    struct flight *f = arg;
+    tu_gate_raise(&f->started, 1);
+    tu_gate_wait(&f->release, 1);
+    return EIO;
+}
+
+/* With the handoff option, a follower cancelled in its wait no longer
+ * counts as one that could take the flight: when the leader then fails,
+ * the flight ends with the failure instead of waiting, handed off, for a
+ * follower that is gone. The next caller starts a flight of its own. */
+static void handoff_skips_a_cancelled_follower(void)
+{
+    struct cancel_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    sc_options o = {.handoff = true, .trace = cancel_record, .trace_ctx = &log};
+    struct flight f;
+    cancel_flight_init(&f, &o);
+    struct caller lead = {.f = &f, .fn = cancel_fails};
+    struct caller follow = {.f = &f, .fn = cancel_held};
+    struct tu_thread tl, tf;
+    tu_parked_reset();
+    tu_start(&tl, cancel_caller, &lead);
+    tu_gate_expect(&f.started, 1, "no leader");
+    tu_start(&tf, cancel_caller, &follow);
+    tu_parked_expect(1, "the follower never parked");
+    pthread_cancel(tf.id);
+    tu_join(&tf, "the cancelled follower");
+    tu_gate_raise(&f.release, 1);
+    tu_join(&tl, "the leader");
+    CU_ASSERT_EQUAL(lead.rc, EIO);
+    char seq[64];
+    cancel_kinds(&log, tl.id, seq);
+    CU_ASSERT_STRING_EQUAL(seq, "ELSRXDr"); /* ended, not handed off */
+    CU_ASSERT_EQUAL(cancel_code(&log, tl.id, SC_EV_DONE), EIO);
+    struct caller next = {.f = &f, .fn = cancel_held};
+    cancel_caller(&next);
+    CU_ASSERT_EQUAL(next.rc, 0);
+    cancel_kinds(&log, pthread_self(), seq);
+    CU_ASSERT_STRING_EQUAL(seq, "ELSRXDr"); /* a flight of its own */
+    tu_free_group(f.g);
+    cancel_flight_destroy(&f);
+}
+
 /* A trace hook that reaches a cancellation point (here, nanosleep). */
 static void cancel_sleepy_hook(const sc_event *ev, void *ctx)
 {
@@ -295,6 +341,8 @@ int main(void)
          cancelled_leader_releases_its_followers},
         {"handoff: a cancelled leader's flight passes to a follower",
          cancelled_leader_hands_off},
+        {"handoff: a cancelled follower is not handed the flight",
+         handoff_skips_a_cancelled_follower},
         {"a trace hook is not a cancellation point",
          a_hook_is_not_a_cancellation_point},
         {NULL, NULL},
