@@ -155,6 +155,11 @@ race-zoo: | deps
 	@scripts/deps.sh race
 	@MAKE="$(MAKE)" scripts/zoo.sh
 
+# The book as one HTML file, its figures made again (FULL=1: the slow ones too).
+book: all
+	@scripts/deps.sh book
+	@scripts/book.sh $(B) $(if $(FULL),full)
+
 # Spin over every interleaving of the port's model, and of each mistake.
 model:
 	@scripts/deps.sh model
@@ -196,7 +201,7 @@ clean:
 	rm -rf $(B)
 
 .PHONY: all programs list-programs deps check demo race $(RACE_TOOLS:%=race-%) race-zoo bench \
-        model install lint clean
+        model book install lint clean
 .DELETE_ON_ERROR:
 -include $(wildcard $(B)/obj/*.d $(B)/obj/*/*.d $(B)/pic/*.d $(B)/demos/*.d \
            $(B)/tests/*.d)

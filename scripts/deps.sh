@@ -5,6 +5,7 @@
 #   scripts/deps.sh lint     also what make lint needs
 #   scripts/deps.sh race     also what make race and make race-zoo need
 #   scripts/deps.sh model    also what make model needs
+#   scripts/deps.sh book     also what make book needs
 #
 # As root it runs apt-get; as anyone else it prints the exact command and
 # exits 1. With nothing missing it installs nothing and exits 0 at once.
@@ -25,7 +26,8 @@ for group in "$@"; do
     # suppression; gcc's sanitizer runtimes come with build-essential.
     race) packages="$packages valgrind-dbg" ;;
     model) packages="$packages spin" ;; # the model checker
-    *) echo "deps.sh: unknown group '$group' (known: lint race model)" >&2 && exit 2 ;;
+    book) packages="$packages pandoc" ;; # Markdown to one HTML file
+    *) echo "deps.sh: unknown group '$group' (known: lint race model book)" >&2 && exit 2 ;;
     esac
 done
 
