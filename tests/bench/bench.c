@@ -4,6 +4,10 @@
  *
  *   build/bench/bench [--quick] [--ir W1=N,W2=N]   the table
  *   build/bench/bench --callgrind W1|W2 CALLS       one loop, for callgrind
+ *   build/bench/bench --loop W1|W3 CALLS SHARDS     one loop on an engine
+ *                                                   with SHARDS, for perf
+ *   build/bench/bench --loop OWN CALLS THREADS      W1's primitives, nothing
+ *                                                   shared, on 1 or 2 threads
  *
  * Keys are 8 bytes, fn returns a constant. Each figure is the median of
  * repeated runs, with the minimum and maximum; scripts/bench.sh runs the
@@ -495,6 +499,24 @@ int main(int argc, char **argv)
         sc_free(g);
         return 0;
     }
+    if (argc == 5 && strcmp(argv[1], "--loop") == 0) {
+        /* perf stat counts what the threads do: W1 alone, or W3's two */
+        if (strcmp(argv[2], "OWN") == 0) {
+            limit_own_calls(atol(argv[3]), atoi(argv[4]));
+            return 0;
+        }
+        sc_options o = {.shards = (unsigned)atoi(argv[4])};
+        sc_group *g = sc_new_with(&o);
+        long n = atol(argv[3]);
+        if (g == NULL || n <= 0)
+            return 2;
+        if (strcmp(argv[2], "W3") == 0)
+            w3(g, n);
+        else
+            w1_fresh(g, n);
+        sc_free(g);
+        return 0;
+    }
     bool quick = false;
     const char *ir = NULL;
     for (int i = 1; i < argc; i++) {
@@ -504,7 +526,9 @@ int main(int argc, char **argv)
             ir = argv[++i];
         } else {
             fprintf(stderr, "usage: bench [--quick] [--ir W1,W2]\n"
-                            "       bench --callgrind W1|W2 CALLS\n");
+                            "       bench --callgrind W1|W2 CALLS\n"
+                            "       bench --loop W1|W3 CALLS SHARDS\n"
+                            "       bench --loop OWN CALLS THREADS\n");
             return 2;
         }
     }

@@ -39,6 +39,8 @@ double limit_hash8(long n);
 /* The speed-up of W1's primitives on two threads over one, with nothing
  * shared: the most W3 can reach. */
 double limit_parallel(long n);
+/* The same loop, n calls on each of 1 or 2 threads, untimed: for perf. */
+void limit_own_calls(long n, int threads);
 void limit_futex_wake_all(int rounds, struct figure *latency);
 void limit_cond_broadcast(int rounds, struct figure *latency);
 

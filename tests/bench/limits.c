@@ -122,6 +122,23 @@ static void *own_loop(void *arg)
     return NULL;
 }
 
+void limit_own_calls(long n, int threads)
+{
+    struct own *o = aligned_alloc(64, 2 * sizeof *o);
+    pthread_t t[2];
+    threads = threads == 2 ? 2 : 1;
+    for (int i = 0; i < threads; i++) {
+        o[i] = (struct own){.n = n};
+        pthread_mutex_init(&o[i].lock, NULL);
+        pthread_create(&t[i], NULL, own_loop, &o[i]);
+    }
+    for (int i = 0; i < threads; i++) {
+        pthread_join(t[i], NULL);
+        pthread_mutex_destroy(&o[i].lock);
+    }
+    free(o);
+}
+
 double limit_parallel(long n)
 {
     pthread_barrier_t start; /* as W3 is timed: from both starting to */
