@@ -119,7 +119,7 @@ verify() {
     fi
     echo "$result" >"$d/result"
     states=$(sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p' "$d/pan.log" 2>/dev/null)
-    printf '%-22s %7s %8s %-8s %9s  %-42s %5.1fs\n' "$1" "$3" "$4" "$5" \
+    printf '%-22s %7s %8s %-8s %9s  %-50s %5.1fs\n' "$1" "$3" "$4" "$5" \
         "${states:-?}" "$result" "$(echo "$(now) $t0" | awk '{ print $1 - $2 }')"
 }
 
@@ -225,7 +225,7 @@ if [ $# -eq 1 ]; then
     exit 0
 fi
 
-printf '%-22s %7s %8s %-8s %9s  %-42s %6s\n' variant callers spurious check \
+printf '%-22s %7s %8s %-8s %9s  %-50s %6s\n' variant callers spurious check \
     states result time
 bad=""
 for n in 3 4; do

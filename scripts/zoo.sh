@@ -37,7 +37,7 @@ if [ $# -gt 0 ]; then
 fi
 
 printf '%-22s' mutant
-for tool in $tools; do printf '%-19s' "$tool"; done
+for tool in $tools; do printf '%-18s ' "$tool"; done
 echo
 bad=""
 echo "$rows" | while read -r mutant expects; do
@@ -78,7 +78,7 @@ echo "$rows" | while read -r mutant expects; do
             done
             ;;
         esac
-        printf '%-19s' "${seen:--}$mark"
+        printf '%-18s ' "${seen:--}$mark"
         [ -z "$mark" ] || echo "$mutant $tool: expected $expect, saw ${seen:-nothing}" >>"$mismatches"
     done
     echo
