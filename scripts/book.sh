@@ -6,7 +6,9 @@
 #   scripts/book.sh BUILD_DIR [full]
 #
 # A figure is a fenced block after "<!-- run: COMMAND -->"; COMMAND runs
-# from the kit's root and its output replaces the block. If an image
+# from the kit's root and its output replaces the block. After "<!-- run
+# (markdown): COMMAND -->" the output is Markdown (a table) and replaces the
+# table that follows. If an image
 # (![...](figures/NAME)) follows instead, COMMAND writes that image into
 # BUILD_DIR/book/figures, which the HTML takes before book/figures. Figures marked
 # "<!-- run (slow): ... -->" (the zoo, minutes long) keep their recorded
@@ -35,14 +37,20 @@ for md in book/README.md book/[0-9]*.md book/answers.md; do
         close(sh)
         if (n == 0) print "(no output)"
     }
-    /^<!-- run( \(slow\))?: .* -->$/ {
+    /^<!-- run( \((slow|markdown)\))?: .* -->$/ {
         cmd = $0
         slow = cmd ~ /^<!-- run \(slow\)/
-        sub(/^<!-- run( \(slow\))?: /, "", cmd); sub(/ -->$/, "", cmd)
+        markdown = cmd ~ /^<!-- run \(markdown\)/
+        sub(/^<!-- run( \((slow|markdown)\))?: /, "", cmd); sub(/ -->$/, "", cmd)
         pending = (!slow || full != "") && cmd !~ /, then /
         printf "*Figure: `%s`%s*\n\n", cmd, pending ? "" : " (as recorded)"
+        if (markdown && pending) { # its output is Markdown: a table
+            run(cmd); pending = 0; table = 1
+        }
         next
     }
+    table && /^\|/ { next } # the recorded table, made again above
+    { table = 0 }
     pending && /^!\[/ { # an image the command writes: run it, keep the line
         system("mkdir -p " out "/figures; " cmd " >/dev/null")
         print; pending = 0; next
@@ -58,14 +66,23 @@ done
 refs() {
     awk -F'\t' '
     FNR == NR { at[$1] = $2; next }
+    /^<!-- listing: / && ($0 in at) { # say where it comes from
+        print; printf "*Listing: `%s`*\n\n", at[$0]; next
+    }
     /^```/ { fenced = !fenced }
     !fenced {
         line = $0; s = ""
         while (match(line, /`([A-Za-z0-9_.\/-]+:)?[A-Za-z_][A-Za-z0-9_]*\(\)`|`go:[0-9]+`/)) {
             ref = substr(line, RSTART + 1, RLENGTH - 2)
-            key = ref; sub(/^[A-Za-z0-9_.\/-]+:/, "", key)
+            key = ref
+            if (ref !~ /^go:/) # file:name() names its file already
+                qualified = sub(/^[A-Za-z0-9_.\/-]+:/, "", key)
+            else
+                qualified = 0
             s = s substr(line, 1, RSTART + RLENGTH - 1)
-            if (key in at) s = s " <span class=\"at\">(" at[key] ")</span>"
+            where = at[key]
+            if (qualified) sub(/.*:/, "line ", where)
+            if (key in at) s = s " <span class=\"at\">(" where ")</span>"
             line = substr(line, RSTART + RLENGTH)
         }
         $0 = s line

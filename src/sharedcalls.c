@@ -145,14 +145,14 @@ static int make_call(sc_group *g, const char *key, size_t len, sc_fn fn,
     struct sc_outcome res = {NULL, 0};
     res.err = fn(arg, &res.val); /* go:74 run fn, with no lock held */
 
-    /* go:65 what Go defers runs here, once fn has returned; unlike a defer
-     * it is skipped if fn never returns (longjmp, pthread_exit, cancel) */
 #if MUTANT(delete_unlocked) /* zoo: the map changes under others' lookups */
     HASH_DEL(g->calls, c);
     pthread_mutex_lock(&g->lock);
 #elif MUTANT(done_before_delete) /* zoo: the delete moves below */
     pthread_mutex_lock(&g->lock);
 #else
+    /* go:65 what Go defers runs here, once fn has returned; unlike a defer
+     * it is skipped if fn never returns (longjmp, pthread_exit, cancel) */
     pthread_mutex_lock(&g->lock); /* go:68 */
     /* go:66 Go deletes before Done; here delete, store and done share one
      * critical section, so no other thread can see them in any order. */

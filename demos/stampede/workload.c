@@ -2,14 +2,15 @@
  * workload.c - workers asking for users through the cache, in one of two
  * modes, and what that costs the database.
  *
- * The cache-aside path is go-zero's doTake (core/stores/internal/
- * cachenode.go at 7e3a369a8, lines 145-180): look in the cache; on a miss,
- * sc_do_ex for the key, whose fn looks in the cache once more (a flight
- * that ended a moment ago has filled it), then queries the database and
- * fills the cache; a missing row leaves a not-found placeholder with a
- * short TTL, so that asking for ids that do not exist cannot pierce the
- * cache; a failed query is shared by the followers, and not retried by
- * each of them. With --mode none the same path queries at every miss.
+ * The miss path is go-zero's doTake (core/stores/internal/cachenode.go
+ * at 7e3a369a8, lines 145-180): sc_do_ex for the key, whose fn looks in
+ * the cache, then queries the database and fills the cache; a missing row
+ * leaves a not-found placeholder with a short TTL, so that asking for ids
+ * that do not exist cannot pierce the cache; a failed query is shared by
+ * the followers, and not retried by each of them. go-zero sends every
+ * request through DoEx; here a request looks in the cache first, so that
+ * a hit skips the group, and fn's look catches a flight that ended a
+ * moment ago. With --mode none a miss queries at once.
  */
 #define _POSIX_C_SOURCE 200809L
 
