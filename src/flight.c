@@ -410,6 +410,18 @@ static void publish(struct call *c, enum state s)
     c->sleeping = 0;
 }
 
+/* unref for a caller outside the lock: the last one out also counts the
+ * record off f, and then frees it. */
+static bool last_out(struct sc_flight *f, struct call *c)
+{
+    if (!unref(c))
+        return false;
+    pthread_mutex_lock(&f->lock);
+    f->records--;
+    pthread_mutex_unlock(&f->lock);
+    return true;
+}
+
 static void free_call(struct call *c)
 {
     if (c->watched)
@@ -447,12 +459,8 @@ static void wake_followers(struct ending *e)
     if (e->wake == NULL)
         return;
     gate_wake_all(&e->wake->word);
-    if (unref(e->wake)) { /* while it counts, e->f is still there */
-        pthread_mutex_lock(&e->f->lock);
-        e->f->records--;
-        pthread_mutex_unlock(&e->f->lock);
+    if (last_out(e->f, e->wake)) /* while it counts, e->f is still there */
         e->c = e->wake;
-    }
     e->wake = NULL;
 }
 
@@ -782,12 +790,8 @@ static bool quiet(const struct sc_flight *f)
 static int take_result(struct sc_flight *f, struct call *c, sc_result *out)
 {
     *out = (sc_result){c->val, c->err, false, true};
-    if (unref(c)) { /* the last caller out: no hooks, so just free it */
-        pthread_mutex_lock(&f->lock);
-        f->records--;
-        pthread_mutex_unlock(&f->lock);
+    if (last_out(f, c)) /* no hooks, so just free it */
         free_call(c);
-    }
     return 0;
 }
 

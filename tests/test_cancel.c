@@ -119,6 +119,23 @@ static void cancel_flight_destroy(struct flight *f)
     tu_gate_destroy(&f->never);
 }
 
+/* lead leads and waits in fn; follow joins, parks, and is cancelled in
+ * its wait; then fn is released and the leader joined (*tl). */
+static void cancel_the_follower(struct flight *f, struct caller *lead,
+                                struct caller *follow, struct tu_thread *tl)
+{
+    struct tu_thread tf;
+    tu_parked_reset();
+    tu_start(tl, cancel_caller, lead);
+    tu_gate_expect(&f->started, 1, "no leader");
+    tu_start(&tf, cancel_caller, follow);
+    tu_parked_expect(1, "the follower never parked");
+    pthread_cancel(tf.id);
+    tu_join(&tf, "the cancelled follower");
+    tu_gate_raise(&f->release, 1);
+    tu_join(tl, "the leader");
+}
+
 /* A follower cancelled in its wait leaves the group consistent: the lock
  * is free (the leader can finish), its reference is dropped (sc_free
  * succeeds), and it is counted. */
@@ -128,16 +145,8 @@ static void cancelled_follower_leaves_cleanly(void)
     cancel_flight_init(&f, NULL);
     struct caller lead = {.f = &f, .fn = cancel_held};
     struct caller follow = {.f = &f, .fn = cancel_held};
-    struct tu_thread tl, tf;
-    tu_parked_reset();
-    tu_start(&tl, cancel_caller, &lead);
-    tu_gate_expect(&f.started, 1, "no leader");
-    tu_start(&tf, cancel_caller, &follow);
-    tu_parked_expect(1, "the follower never parked");
-    pthread_cancel(tf.id);
-    tu_join(&tf, "the cancelled follower");
-    tu_gate_raise(&f.release, 1);
-    tu_join(&tl, "the leader");
+    struct tu_thread tl;
+    cancel_the_follower(&f, &lead, &follow, &tl);
     CU_ASSERT_EQUAL(lead.rc, 0);
     CU_ASSERT_PTR_EQUAL(lead.r.val, &f);
     struct sc_stats s;
@@ -254,16 +263,8 @@ static void handoff_skips_a_cancelled_follower(void)
     cancel_flight_init(&f, &o);
     struct caller lead = {.f = &f, .fn = cancel_fails};
     struct caller follow = {.f = &f, .fn = cancel_held};
-    struct tu_thread tl, tf;
-    tu_parked_reset();
-    tu_start(&tl, cancel_caller, &lead);
-    tu_gate_expect(&f.started, 1, "no leader");
-    tu_start(&tf, cancel_caller, &follow);
-    tu_parked_expect(1, "the follower never parked");
-    pthread_cancel(tf.id);
-    tu_join(&tf, "the cancelled follower");
-    tu_gate_raise(&f.release, 1);
-    tu_join(&tl, "the leader");
+    struct tu_thread tl;
+    cancel_the_follower(&f, &lead, &follow, &tl);
     CU_ASSERT_EQUAL(lead.rc, EIO);
     char seq[64];
     cancel_kinds(&log, tl.id, seq);

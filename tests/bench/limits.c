@@ -89,7 +89,7 @@ struct own {
     unsigned sum;
     long n;
     pthread_barrier_t *start;
-    double ns; /* per call */
+    double began, ended; /* its own clock readings around its calls */
 };
 
 static void own_calls(struct own *o, long n)
@@ -114,58 +114,50 @@ static void *own_loop(void *arg)
 {
     struct own *o = arg;
     own_calls(o, 1000); /* a new thread's first malloc makes its arena */
-    if (o->start != NULL)
-        pthread_barrier_wait(o->start);
-    double t0 = now_ns();
+    pthread_barrier_wait(o->start);
+    o->began = now_ns();
     own_calls(o, o->n);
-    o->ns = (now_ns() - t0) / (double)o->n;
+    o->ended = now_ns();
     return NULL;
+}
+
+/* The loop on 1 or 2 threads, n calls each, released together: ns per
+ * call from the first start to the last end, read by the threads
+ * themselves (main may be descheduled past the barrier). While one
+ * thread runs, main waits for it: the process has two threads anyway. */
+static double own_run(long n, int threads)
+{
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+    struct own *o = aligned_alloc(64, 2 * sizeof *o);
+    pthread_t t[2];
+    for (int i = 0; i < threads; i++) {
+        o[i] = (struct own){.n = n, .start = &start};
+        pthread_mutex_init(&o[i].lock, NULL);
+        pthread_create(&t[i], NULL, own_loop, &o[i]);
+    }
+    pthread_barrier_wait(&start);
+    double began = 0, ended = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(t[i], NULL);
+        pthread_mutex_destroy(&o[i].lock);
+        began = i == 0 || o[i].began < began ? o[i].began : began;
+        ended = o[i].ended > ended ? o[i].ended : ended;
+    }
+    double ns = (ended - began) / (double)(threads * n);
+    free(o);
+    pthread_barrier_destroy(&start);
+    return ns;
 }
 
 void limit_own_calls(long n, int threads)
 {
-    struct own *o = aligned_alloc(64, 2 * sizeof *o);
-    pthread_t t[2];
-    threads = threads == 2 ? 2 : 1;
-    for (int i = 0; i < threads; i++) {
-        o[i] = (struct own){.n = n};
-        pthread_mutex_init(&o[i].lock, NULL);
-        pthread_create(&t[i], NULL, own_loop, &o[i]);
-    }
-    for (int i = 0; i < threads; i++) {
-        pthread_join(t[i], NULL);
-        pthread_mutex_destroy(&o[i].lock);
-    }
-    free(o);
+    own_run(n, threads == 2 ? 2 : 1);
 }
 
 double limit_parallel(long n)
 {
-    pthread_barrier_t start; /* as W3 is timed: from both starting to */
-    pthread_barrier_init(&start, NULL, 3); /* both done */
-    struct own *o = aligned_alloc(64, 2 * sizeof *o);
-    pthread_t t[2];
-    for (int i = 0; i < 2; i++) {
-        o[i] = (struct own){.n = n};
-        pthread_mutex_init(&o[i].lock, NULL);
-    }
-    pthread_create(&t[0], NULL, own_loop, &o[0]); /* alone; main is alive */
-    pthread_join(t[0], NULL);
-    double one = o[0].ns;
-    for (int i = 0; i < 2; i++) {
-        o[i].start = &start;
-        pthread_create(&t[i], NULL, own_loop, &o[i]);
-    }
-    pthread_barrier_wait(&start);
-    double t0 = now_ns();
-    for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
-    double two = (now_ns() - t0) / (double)(2 * n);
-    for (int i = 0; i < 2; i++)
-        pthread_mutex_destroy(&o[i].lock);
-    free(o);
-    pthread_barrier_destroy(&start);
-    return one / two;
+    return own_run(n, 1) / own_run(n, 2);
 }
 
 /* Rounds of wake-alls, shaped as W4 is: WAITERS + 1 threads meet at a
