@@ -15,8 +15,10 @@
 # Variants build into folders of their own: B=build/tsan SAN=thread builds
 # with a sanitizer, MUTANT=<name> with one of src/zoo.h's mistakes.
 
-VERSION   := 0.1.0
-SOVERSION := 0
+# The version is the header's; the soname changes with the major number.
+version_part = $(shell sed -n 's/^\#define SC_VERSION_$(1) \([0-9]*\)$$/\1/p' src/sharedcalls.h)
+VERSION   := $(call version_part,MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+SOVERSION := $(call version_part,MAJOR)
 PREFIX    ?= /usr/local
 LIBDIR    ?= $(PREFIX)/lib
 INCDIR    ?= $(PREFIX)/include
@@ -29,19 +31,23 @@ SANFLAGS  := $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer \
              -fno-sanitize-recover=all)
 STD       := -std=c11 -Wall -Wextra -Wpedantic -Wundef $(WERROR) -pthread \
              $(SANFLAGS)
-CPPFLAGS  += -Isrc $(if $(MUTANT),-DSC_MUTANT=$(MUTANT))
+CPPFLAGS  += -Isrc $(if $(MUTANT),-DSC_MUTANT=$(MUTANT)) $(if $(DEBUG),-DSC_DEBUG)
+# The library's own code is held to more: no shadowed names, no silent
+# narrowing, a prototype for everything. Only the API is exported.
+LIB_FLAGS := -Wshadow -Wconversion -Wmissing-prototypes -Wstrict-prototypes \
+             -fvisibility=hidden -fexceptions
 DEPFLAGS  := -MMD -MP
 B         ?= build
 
 # Flags are not tracked as dependencies: a variant built into build/ would
 # leave objects a later plain build takes for its own.
-ifneq ($(SAN)$(MUTANT),)
+ifneq ($(SAN)$(MUTANT)$(DEBUG),)
 ifeq ($(B),build)
-$(error SAN= and MUTANT= builds need a folder of their own: add B=build/NAME)
+$(error SAN=, MUTANT= and DEBUG= builds need a folder of their own: add B=build/NAME)
 endif
 endif
 
-LIB_SRC   := src/sharedcalls.c src/flight.c
+LIB_SRC   := $(wildcard src/*.c)
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 LIB_PIC   := $(LIB_SRC:src/%.c=$(B)/pic/%.o)
 LIB_A     := $(B)/libsharedcalls.a
@@ -81,13 +87,14 @@ deps:
 # cancelled, instead of a setjmp on every call.
 $(B)/obj/%.o: src/%.c Makefile | deps
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -fexceptions -c $< -o $@
+	$(CC) $(STD) $(LIB_FLAGS) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/pic/%.o: src/%.c Makefile | deps
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -fexceptions -fPIC -c $< -o $@
+	$(CC) $(STD) $(LIB_FLAGS) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -fPIC -c $< -o $@
 
-$(LIB_A): $(LIB_OBJ)
+$(LIB_A): $(LIB_OBJ) # anew, so a source file removed leaves no object
+	rm -f $@
 	$(AR) rcs $@ $^
 
 $(LIB_SO): $(LIB_PIC)

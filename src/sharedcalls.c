@@ -26,8 +26,8 @@
 #define HASH_NONFATAL_OOM 1 /* a failed insert returns; it must not exit() */
 #include <uthash.h>
 
-#include "flight.h" /* the full engine, for groups from sc_new_with */
-#include "zoo.h"    /* MUTANT(name): the bug zoo's mistakes, off by default */
+#include "group.h" /* what a group is; the front door, api.c, calls in */
+#include "zoo.h"   /* MUTANT(name): the bug zoo's mistakes, off by default */
 
 /* What a flight produced: fn's value and code. */
 struct sc_outcome {
@@ -45,16 +45,17 @@ struct sc_call {
     char key[];
 };
 
-struct sc_group {
-    pthread_mutex_t lock;
+/* go-zero's sharedGroup. */
+struct port_group {
+    struct sc_group base;  /* c-only: its kind, for the front door */
+    pthread_mutex_t lock;  /* guards everything below, and every record */
     struct sc_call *calls; /* the map: key -> flight in progress */
     size_t records;        /* records alive, in the map or still being read */
-    struct sc_flight *flight; /* c-only: the full engine serves this group */
 };
 
 sc_group *sc_new(void)
 {
-    sc_group *g = malloc(sizeof *g); /* go:30 make the group */
+    struct port_group *g = malloc(sizeof *g); /* go:30 make the group */
     if (g == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -65,33 +66,16 @@ sc_group *sc_new(void)
         errno = rc;
         return NULL;
     }
+    g->base.kind = SC_GROUP_PORT;
     g->calls = NULL; /* go:31 an empty uthash map is a NULL head */
     g->records = 0;
-    g->flight = NULL;
-    return g; /* go:30 */
+    return &g->base; /* go:30 */
 }
 
-/* c-only: a group from sc_new_with carries the full engine (src/flight.c),
- * which serves every call on it; this file serves groups from sc_new. */
-sc_group *sc__group_for(struct sc_flight *f)
+/* c-only: Go's collector frees a group; sc_free (api.c) calls this */
+int sc__port_free(sc_group *base)
 {
-    sc_group *g = sc_new();
-    if (g != NULL)
-        g->flight = f;
-    return g;
-}
-
-struct sc_flight *sc__flight_of(const sc_group *g)
-{
-    return g->flight;
-}
-
-int sc_free(sc_group *g)
-{
-    if (g == NULL)
-        return 0;
-    if (g->flight != NULL && sc__flight_free(g->flight) != 0)
-        return -EBUSY; /* c-only: the full engine's calls are in flight */
+    struct port_group *g = (struct port_group *)base;
     pthread_mutex_lock(&g->lock);
     size_t busy = g->records; /* c-only: no collector waits for callers */
     pthread_mutex_unlock(&g->lock);
@@ -104,7 +88,7 @@ int sc_free(sc_group *g)
 
 /* c-only: drops one caller's reference with g->lock held. Returns true when
  * that was the last, and the caller must free c once it has unlocked. */
-static bool release(sc_group *g, struct sc_call *c)
+static bool release(struct port_group *g, struct sc_call *c)
 {
     if (--c->refs != 0)
         return false;
@@ -121,8 +105,8 @@ static void call_free(struct sc_call *c)
 /* Runs fn as the leader of a new flight for key (Go's makeCall). Entered
  * with g->lock held, returns with it released. Returns 0 with *out set, or
  * -ENOMEM without having run fn. */
-static int make_call(sc_group *g, const char *key, size_t len, sc_fn fn,
-                     void *arg, struct sc_outcome *out)
+static int make_call(struct port_group *g, const char *key, size_t len,
+                     sc_fn fn, void *arg, struct sc_outcome *out)
 {
     struct sc_call *c = malloc(sizeof *c + len + 1); /* go:60 a new record */
     if (c == NULL || pthread_cond_init(&c->wake, NULL) != 0) {
@@ -185,23 +169,12 @@ static int make_call(sc_group *g, const char *key, size_t len, sc_fn fn,
     return 0; /* go:75 hand the result to Do or DoEx */
 }
 
-/* c-only: Go spells Do and DoEx out in full; here Do is DoEx without fresh */
-int sc_do(sc_group *g, const char *key, sc_fn fn, void *arg, void **val)
+/* Go's Do and DoEx: DoEx reports fresh, Do passes NULL. api.c has
+ * checked the arguments (c-only: Go's cannot be nil) and measured key. */
+int sc__port_do(sc_group *base, const char *key, size_t len, sc_fn fn,
+                void *arg, void **val, bool *fresh)
 {
-    return sc_do_ex(g, key, fn, arg, val, NULL);
-}
-
-int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg, void **val,
-             bool *fresh)
-{
-    if (g == NULL || key == NULL || fn == NULL || val == NULL)
-        return -EINVAL;    /* c-only: Go's arguments cannot be nil */
-    if (g->flight != NULL) /* c-only: a group from sc_new_with */
-        return sc__flight_do_ex(g->flight, key, fn, arg, val, fresh);
-    size_t len = strlen(key);
-    if (len > UINT_MAX)
-        return -EINVAL; /* c-only: uthash keeps key lengths in an unsigned */
-
+    struct port_group *g = (struct port_group *)base;
     struct sc_call *c;
     struct sc_outcome res;
 #if MUTANT(lookup_unlocked) /* zoo: the map read while others change it */

@@ -34,6 +34,23 @@
 extern "C" {
 #endif
 
+/* The version of this header. sc_version() gives the library's own, which
+ * differs when a program runs with another build than it was compiled
+ * against. */
+#define SC_VERSION_MAJOR 0
+#define SC_VERSION_MINOR 2
+#define SC_VERSION_PATCH 0
+#define SC_VERSION_HEX                                                         \
+    ((SC_VERSION_MAJOR << 16) | (SC_VERSION_MINOR << 8) | SC_VERSION_PATCH)
+
+/* Marks the functions the shared library exports: it builds everything
+ * else hidden, so these are all a program can link to. */
+#if defined(__GNUC__)
+#define SC_API __attribute__((visibility("default")))
+#else
+#define SC_API
+#endif
+
 /* A group of calls: one map from key to the call in flight for that key.
  * Opaque; create with sc_new, destroy with sc_free. */
 typedef struct sc_group sc_group;
@@ -59,7 +76,7 @@ typedef int (*sc_fn)(void *arg, void **val);
  * Returns the group, owned by the caller until sc_free; or NULL with errno
  * set to ENOMEM (or to the error pthread_mutex_init gave).
  */
-sc_group *sc_new(void);
+SC_API sc_group *sc_new(void);
 
 /*
  * Destroys a group that has no call in flight.
@@ -70,7 +87,7 @@ sc_group *sc_new(void);
  * sc_free cannot see a thread that is about to call sc_do on g: make sure
  * no thread can call into g any more before you free it.
  */
-int sc_free(sc_group *g);
+SC_API int sc_free(sc_group *g);
 
 /*
  * Calls fn(arg, &v) for key, unless a call for an equal key is already in
@@ -93,15 +110,15 @@ int sc_free(sc_group *g);
  * shared and must be treated as read-only; the kit never frees it. Whoever
  * made it (fn, usually) decides how it is kept alive and released.
  */
-int sc_do(sc_group *g, const char *key, sc_fn fn, void *arg, void **val);
+SC_API int sc_do(sc_group *g, const char *key, sc_fn fn, void *arg, void **val);
 
 /*
  * Like sc_do, and also reports in *fresh whether this caller ran fn itself
  * (true: the leader) or shared another caller's run (false: a follower).
  * fresh may be NULL; it is written only when the result is 0 or fn's code.
  */
-int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg, void **val,
-             bool *fresh);
+SC_API int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg,
+                    void **val, bool *fresh);
 
 /*
  * Beyond go-zero: the full engine.
@@ -227,7 +244,7 @@ typedef struct sc_result {
  * or NULL with errno set: EINVAL (only one of share and drop is set, or
  * more than SC_SHARDS_MAX shards), ENOMEM.
  */
-sc_group *sc_new_with(const sc_options *opts);
+SC_API sc_group *sc_new_with(const sc_options *opts);
 
 /*
  * sc_do, reporting everything: fills *out and returns out->err; or returns
@@ -235,8 +252,8 @@ sc_group *sc_new_with(const sc_options *opts);
  * wait for its own flight), -ECANCELED (the flight's leader was cancelled or
  * exited inside fn; the key is free again), -ENOTSUP (g is from sc_new).
  */
-int sc_do_result(sc_group *g, const char *key, sc_fn fn, void *arg,
-                 sc_result *out);
+SC_API int sc_do_result(sc_group *g, const char *key, sc_fn fn, void *arg,
+                        sc_result *out);
 
 /*
  * sc_do_result with a deadline for a follower: an absolute CLOCK_MONOTONIC
@@ -255,8 +272,8 @@ int sc_do_result(sc_group *g, const char *key, sc_fn fn, void *arg,
  * the lock nor skip a waiter. (fn must not longjmp out of the kit, and
  * asynchronous cancellation is never safe.)
  */
-int sc_do_until(sc_group *g, const char *key, sc_fn fn, void *arg,
-                const struct timespec *deadline, sc_result *out);
+SC_API int sc_do_until(sc_group *g, const char *key, sc_fn fn, void *arg,
+                       const struct timespec *deadline, sc_result *out);
 
 /* An asynchronous call's answer: rc is what sc_do_result would have
  * returned, r->err, or -ECANCELED (the leader was cancelled or exited inside
@@ -277,8 +294,8 @@ typedef void (*sc_done_fn)(void *done_arg, int rc, const sc_result *r);
  * before its own sc_do returns; or a cancelled leader's thread, in its
  * cleanup. Keep done short. It may call into the kit, but not sc_drain.
  */
-int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
-                sc_done_fn done, void *done_arg);
+SC_API int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
+                       sc_done_fn done, void *done_arg);
 
 /*
  * Waits until every thread the kit started for g's asynchronous calls has
@@ -286,7 +303,7 @@ int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
  * sc_free (which answers -EBUSY while such a thread runs or sc_drain is
  * under way), and not from a done callback. Returns 0, -EINVAL or -ENOTSUP.
  */
-int sc_drain(sc_group *g);
+SC_API int sc_drain(sc_group *g);
 
 /*
  * Forgets the flight in progress for key, if any (x/sync's Forget): later
@@ -294,7 +311,7 @@ int sc_drain(sc_group *g);
  * the end for the callers it has. Its end never touches a newer flight for
  * the same key. Returns 0, -ENOENT (no flight for key), -EINVAL or -ENOTSUP.
  */
-int sc_forget(sc_group *g, const char *key);
+SC_API int sc_forget(sc_group *g, const char *key);
 
 /* Counters of a group from sc_new_with, since it was made. (A struct tag,
  * not a typedef: the name sc_stats is the function's.) */
@@ -309,7 +326,12 @@ struct sc_stats {
 };
 
 /* Copies g's counters into *out. Returns 0, -EINVAL or -ENOTSUP. */
-int sc_stats(sc_group *g, struct sc_stats *out);
+SC_API int sc_stats(sc_group *g, struct sc_stats *out);
+
+/* The library's version: SC_VERSION_HEX as it was built, and the same as
+ * "MAJOR.MINOR.PATCH" (static storage). */
+SC_API unsigned sc_version(void);
+SC_API const char *sc_version_string(void);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,258 @@
+/*
+ * engine.h - inside the full engine: its records, its shards, and the
+ * functions its files share. Not installed.
+ *
+ * A group from sc_new_with is a router (struct engine) over one or more
+ * shards. A key's hash picks its shard; each shard is a map from key to
+ * the flight in progress, with a lock of its own (one shard: go-zero's
+ * single map and lock). The files, each one job:
+ *
+ *   engine_new.c     making and freeing a group and its shards
+ *   engine_call.c    a synchronous call: leader, follower, taking a
+ *                    handed-off flight, a thread cancelled inside
+ *   engine_end.c     how a flight ends or is handed on, and what is left
+ *                    to do once the lock is released (wake, answer, free)
+ *   engine_async.c   asynchronous calls, the kit's threads, sc_drain
+ *   engine_forget.c  sc_forget
+ *   engine_stats.c   sc_stats
+ *   engine_trace.c   telling the trace hook
+ *   hash.h, gate.h   the key's hash; sleeping on a word and waking all
+ *
+ * A flight's life, as its record's state (changed only under the shard's
+ * lock, and published in the record's word for followers that sleep):
+ *
+ *   RUNNING --fn returned----------------------------> DONE
+ *   RUNNING --leader cancelled or exited in fn-------> ABANDONED
+ *   RUNNING --fn failed or abandoned, handoff set,
+ *             a follower waits----------------------> HANDOFF
+ *   HANDOFF --a follower takes it, runs its own fn---> RUNNING
+ *   HANDOFF --the last follower that could leaves----> DONE or ABANDONED
+ */
+#ifndef SC_ENGINE_H
+#define SC_ENGINE_H
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HASH_NONFATAL_OOM 1 /* a failed insert returns; it must not exit() */
+#include <uthash.h>
+
+#include "group.h"
+#include "hash.h"
+
+enum state { RUNNING, HANDOFF, DONE, ABANDONED };
+
+/* An asynchronous caller of a flight. It holds no reference to the record:
+ * its result is made, under the shard's lock, when the flight ends. */
+struct waiter {
+    /* Set by sc_do_async: */
+    sc_done_fn done;
+    void *done_arg;
+    bool fresh;           /* its call started the flight */
+    unsigned long flight; /* its flight's number, for the trace hook */
+    /* Guarded by the shard's lock while on a record's list; the thread
+     * that took it off the list owns it after: */
+    int rc;
+    sc_result r;
+    struct waiter *next;
+    char key[]; /* its own copy: the record may go before it is answered */
+};
+
+/* One flight. */
+struct call {
+    /* Atomics, read without the lock. word is (changes << 2) | state,
+     * changed only under the lock; followers sleep on it (gate.h). refs
+     * counts the callers yet to leave: a follower of a DONE flight leaves
+     * without the lock. */
+    atomic_uint word;
+    atomic_uint refs;
+    /* Guarded by the shard's lock. */
+    enum state state;
+    enum state fallback;    /* HANDOFF: how it ends if no follower takes it */
+    unsigned sleeping;      /* followers asleep on word since it last changed */
+    bool wake_due;          /* word changed with followers asleep on it */
+    bool watched;           /* a follower reads word without the lock */
+    unsigned followers;     /* synchronous followers that could take a
+                            hand-off (not kept once DONE) */
+    unsigned joined;        /* callers that joined, the leader included */
+    bool in_map;            /* false once ended, or taken out by sc_forget */
+    bool async;             /* its leader is a kit thread, not a caller */
+    pthread_t leader;       /* the thread in fn: its own key is -EDEADLK */
+    struct waiter *waiters; /* asynchronous callers, answered at the end */
+    UT_hash_handle hh;      /* links the record into its shard's map */
+    /* Guarded by the lock until the state is DONE, then read-only: a
+     * follower of a DONE flight reads them without the lock. */
+    void *val; /* the flight's own handle */
+    int err;
+    /* Set when the record is made, read-only after. */
+    unsigned long id; /* the flight's number, for the trace hook */
+    char key[];
+};
+
+/* One map and its lock. */
+struct shard {
+    pthread_mutex_t lock;
+    /* Guarded by lock. */
+    struct call *calls;    /* the map: key -> flight in progress */
+    struct call *anchor;   /* always in the map, so uthash keeps its table */
+    size_t records;        /* records alive, in the map or not */
+    unsigned long flights; /* flights numbered so far */
+    struct sc_stats stats;
+#ifdef SC_DEBUG
+    pthread_t owner; /* who holds lock, for assert_locked */
+    bool owned;
+#endif
+    /* Set when the group is made, read-only after. */
+    unsigned long stride, first; /* flight numbers: first, first + stride */
+    sc_options opts;
+};
+
+/* The threads the kit starts for asynchronous leaders. */
+struct kit_threads {
+    pthread_mutex_t lock;
+    pthread_cond_t idle; /* with lock: running dropped to 0 */
+    /* Guarded by lock. */
+    size_t running;  /* kit threads that have not yet ended */
+    size_t draining; /* sc_drain calls under way */
+    bool has_ended;  /* ended is a thread that ended and is not joined */
+    pthread_t ended;
+};
+
+/* A group from sc_new_with. */
+struct engine {
+    struct sc_group base; /* kind: SC_GROUP_ENGINE */
+    struct kit_threads threads;
+    unsigned nshards; /* set when the group is made, read-only after */
+    struct shard shards[];
+};
+
+static inline struct engine *engine_of(sc_group *g)
+{
+    return (struct engine *)g;
+}
+
+/* The shard that holds keys of hash hashv: the hash's high bits pick it,
+ * and its low bits uthash's bucket. */
+static inline struct shard *shard_of(struct engine *e, unsigned hashv)
+{
+    return e->nshards > 1 ? &e->shards[(hashv >> 16) % e->nshards]
+                          : &e->shards[0];
+}
+
+/* The shard's lock. In debug builds (SC_DEBUG) it remembers its holder,
+ * so that a function that must be called with it held can assert so. */
+static inline void shard_lock(struct shard *s)
+{
+    pthread_mutex_lock(&s->lock);
+#ifdef SC_DEBUG
+    s->owner = pthread_self();
+    s->owned = true;
+#endif
+}
+
+static inline void shard_unlock(struct shard *s)
+{
+#ifdef SC_DEBUG
+    assert(s->owned && pthread_equal(s->owner, pthread_self()));
+    s->owned = false;
+#endif
+    pthread_mutex_unlock(&s->lock);
+}
+
+#ifdef SC_DEBUG
+#define assert_locked(s)                                                       \
+    assert((s)->owned &&pthread_equal((s)->owner, pthread_self()))
+#else
+#define assert_locked(s) ((void)(s))
+#endif
+
+/* Takes the lock of the shard that holds key and returns it, with the
+ * flight in progress for key in *c (NULL: none) and the key's hash in
+ * *hashv, computed before the lock is taken. Returns with the shard's lock
+ * held. */
+static inline struct shard *find_and_lock(struct engine *e, const char *key,
+                                          size_t len, unsigned *hashv,
+                                          struct call **c)
+{
+    *hashv = sc__hash(key, len);
+    struct shard *s = shard_of(e, *hashv);
+    shard_lock(s);
+    HASH_FIND_BYHASHVALUE(hh, s->calls, key, (unsigned)len, *hashv, *c);
+    return s;
+}
+
+/* engine_trace.c: tell the trace hook of o about an event. Callers go
+ * through emit and emit_return, so that a group without a hook pays one
+ * test of a pointer per event and nothing else. */
+void sc__emit(const sc_options *o, sc_event ev);
+
+static inline void emit(const sc_options *o, sc_event_kind kind,
+                        const char *key, unsigned long flight, int code)
+{
+    if (o->trace != NULL)
+        sc__emit(o,
+                 (sc_event){
+                     .kind = kind, .key = key, .flight = flight, .code = code});
+}
+
+/* The RETURN event: what a call gives its caller (out: NULL or its result). */
+static inline void emit_return(const sc_options *o, const char *key,
+                               unsigned long flight, int rc,
+                               const sc_result *out)
+{
+    if (o->trace != NULL)
+        sc__emit(o, (sc_event){.kind = SC_EV_RETURN,
+                               .key = key,
+                               .flight = flight,
+                               .code = rc,
+                               .fresh = out != NULL && out->fresh,
+                               .shared = out != NULL && out->shared});
+}
+
+/* engine_call.c: a new flight for key (of hash hashv) in s's map, led by
+ * this thread, with one reference and one caller. Called with s's lock
+ * held; NULL when memory runs out. */
+struct call *sc__new_call(struct shard *s, const char *key, size_t len,
+                          unsigned hashv);
+
+/* engine_call.c: runs fn for c as its leader, then ends the flight or
+ * hands it on. Called without the lock; takes and releases it once.
+ * out: the synchronous leader's result, or NULL for a kit thread. */
+void sc__lead(struct shard *s, struct call *c, sc_fn fn, void *arg,
+              sc_result *out);
+
+/* What is left to do after a caller has left a record, once the lock is
+ * released: wake the followers asleep on it, answer asynchronous waiters,
+ * free the record if this was its last caller. The group may be gone by
+ * then, so it carries its own copy of the hooks. */
+struct ending {
+    struct shard *s;
+    struct call *wake; /* to wake its sleepers, then drop its reference */
+    struct waiter *ws; /* to answer */
+    struct call *c;    /* to free; NULL: not the last caller */
+    sc_options opts;
+};
+
+/* engine_end.c. Each says whether it wants the shard's lock held. */
+void sc__publish(struct call *c, enum state s);    /* held */
+bool sc__hand_off(struct shard *s, struct call *c, /* held */
+                  enum state fallback);
+struct waiter *sc__end_flight(struct shard *s, struct call *c, /* held */
+                              enum state how);
+struct waiter *sc__take_initiator(struct call *c);        /* held */
+void *sc__share(const struct shard *s, void *val);        /* held */
+struct ending sc__leave(struct shard *s, struct call *c); /* held */
+void sc__wake_followers(struct ending *e);                /* not held */
+void sc__deliver(struct waiter *w, const sc_options *o);  /* not held */
+void sc__finish(struct ending e);                         /* not held */
+bool sc__last_out(struct shard *s, struct call *c);       /* not held */
+void sc__free_call(struct call *c);
+
+/* engine_async.c: joins the kit thread that ended last, if any. Called
+ * when no kit thread runs any more (sc_free). */
+void sc__join_ended(struct kit_threads *t);
+
+#endif /* SC_ENGINE_H */

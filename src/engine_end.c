@@ -1,0 +1,201 @@
+/*
+ * engine_end.c - how a flight ends or is handed on, and how a caller
+ * leaves it.
+ *
+ * Under the shard's lock a flight ends (sc__end_flight: out of the map,
+ * its state published, its asynchronous waiters' results made) or is
+ * handed to a follower (sc__hand_off), and a caller leaves it
+ * (sc__leave). What can wait for the lock to be released is gathered in a
+ * struct ending and done then: waking the followers asleep on the
+ * record's word, answering waiters, freeing the record.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "engine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <valgrind/helgrind.h> /* no-ops, unless run under Valgrind */
+
+#include "gate.h"
+
+/* Drops one reference to c. Returns true if it was the last: then the
+ * caller frees c (and counts it off its shard's records) once nobody else
+ * can. */
+static bool unref(struct call *c)
+{
+    if (!c->watched) /* no follower yet: every reference moved under the lock */
+        return atomic_fetch_sub_explicit(&c->refs, 1, memory_order_relaxed) ==
+               1;
+    ANNOTATE_HAPPENS_BEFORE(&c->refs); /* Valgrind's tools cannot see */
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return false; /* ...the order the atomics give */
+    ANNOTATE_HAPPENS_AFTER(&c->refs);
+    return true;
+}
+
+/* Changes c's state. Followers asleep on the word are woken by the next
+ * leave, once the lock is released. */
+void sc__publish(struct call *c, enum state s)
+{
+    c->state = s;
+    unsigned w = atomic_load_explicit(&c->word, memory_order_relaxed);
+    ANNOTATE_HAPPENS_BEFORE(&c->word);
+    atomic_store_explicit(&c->word, ((w >> 2) + 1) << 2 | s,
+                          memory_order_release);
+    c->wake_due |= c->sleeping > 0;
+    c->sleeping = 0;
+}
+
+/* unref for a caller outside the lock: the last one out also counts the
+ * record off its shard, and then frees it. */
+bool sc__last_out(struct shard *s, struct call *c)
+{
+    if (!unref(c))
+        return false;
+    shard_lock(s);
+    s->records--;
+    shard_unlock(s);
+    return true;
+}
+
+void sc__free_call(struct call *c)
+{
+    if (c->watched)
+        VALGRIND_HG_ENABLE_CHECKING(&c->word, sizeof c->word);
+    free(c);
+}
+
+/* A caller's own handle to a flight's value (the value itself, without
+ * hooks). */
+void *sc__share(const struct shard *s, void *val)
+{
+    assert_locked(s);
+    return s->opts.share != NULL && val != NULL
+               ? s->opts.share(val, s->opts.ctx)
+               : val;
+}
+
+/* Ends the flight c as how (DONE or ABANDONED): out of the map (unless
+ * sc_forget took it out already, so a newer flight for the key stays),
+ * the new state published, the asynchronous waiters' results made.
+ * Returns the waiters, to be answered once the lock is released. */
+struct waiter *sc__end_flight(struct shard *s, struct call *c, enum state how)
+{
+    assert_locked(s);
+    if (c->in_map) {
+        HASH_DEL(s->calls, c);
+        emit(&s->opts, SC_EV_DELETE, c->key, c->id, 0);
+    }
+    c->in_map = false;
+    s->stats.in_flight -= c->state == RUNNING; /* a hand-off was counted */
+    /* The followers asleep now will see DONE as the word's next change,
+     * and leave without the lock: they are counted here. */
+    s->stats.shared += how == DONE ? c->sleeping : 0;
+    sc__publish(c, how);
+    emit(&s->opts, SC_EV_DONE, c->key, c->id,
+         how == DONE ? c->err : -ECANCELED);
+    for (struct waiter *w = c->waiters; w != NULL; w = w->next) {
+        if (how == DONE) {
+            w->r = (sc_result){sc__share(s, c->val), c->err, w->fresh,
+                               c->joined > 1};
+            w->rc = c->err;
+            s->stats.shared += !w->fresh;
+        } else {
+            w->rc = -ECANCELED;
+            s->stats.cancelled++;
+        }
+    }
+    struct waiter *ws = c->waiters;
+    c->waiters = NULL;
+    return ws;
+}
+
+/* With the handoff option and a follower waiting, passes the failed or
+ * abandoned flight c on instead of ending it. fallback: how it ends if
+ * nobody takes it after all. Returns whether it was handed on. */
+bool sc__hand_off(struct shard *s, struct call *c, enum state fallback)
+{
+    assert_locked(s);
+    if (!s->opts.handoff || c->followers == 0) /* nobody to take it */
+        return false;
+    c->fallback = fallback;
+    c->val = NULL; /* the failed run's value stays with its leader */
+    s->stats.in_flight--;
+    sc__publish(c, HANDOFF);
+    emit(&s->opts, SC_EV_HANDOFF, c->key, c->id,
+         fallback == DONE ? c->err : -ECANCELED);
+    return true;
+}
+
+/* Takes the waiter whose call started the flight off c's list (an
+ * asynchronous leader's caller), or NULL. */
+struct waiter *sc__take_initiator(struct call *c)
+{
+    for (struct waiter **p = &c->waiters; *p != NULL; p = &(*p)->next)
+        if ((*p)->fresh) {
+            struct waiter *w = *p;
+            *p = w->next;
+            w->next = NULL;
+            return w;
+        }
+    return NULL;
+}
+
+/* Drops one caller's reference. The last follower that could have taken a
+ * handed-off flight ends it as its leader left it. */
+struct ending sc__leave(struct shard *s, struct call *c)
+{
+    assert_locked(s);
+    struct ending e = {s, NULL, NULL, NULL, s->opts};
+    if (c->state == HANDOFF && c->followers == 0) /* nobody left to take it */
+        e.ws = sc__end_flight(s, c, c->fallback);
+    if (c->wake_due) { /* keep the reference until they are woken */
+        c->wake_due = false;
+        e.wake = c;
+    } else if (unref(c)) {
+        s->records--;
+        e.c = c;
+    }
+    return e;
+}
+
+/* Wakes the followers asleep on a flight that has changed, then drops the
+ * reference sc__leave kept for it. Before anything else: the followers
+ * have waited longest, and a callback may wait for one of them. */
+void sc__wake_followers(struct ending *e)
+{
+    if (e->wake == NULL)
+        return;
+    sc__gate_wake_all(&e->wake->word);
+    if (sc__last_out(e->s, e->wake)) /* while it counts, e->s is still there */
+        e->c = e->wake;
+    e->wake = NULL;
+}
+
+/* Calls the asynchronous waiters back and frees them. o is a copy of the
+ * group's options: the group may be gone. */
+void sc__deliver(struct waiter *w, const sc_options *o)
+{
+    while (w != NULL) {
+        struct waiter *next = w->next;
+        bool answered = w->rc != -ECANCELED;
+        emit_return(o, w->key, w->flight, w->rc, answered ? &w->r : NULL);
+        w->done(w->done_arg, w->rc, answered ? &w->r : NULL);
+        free(w);
+        w = next;
+    }
+}
+
+/* Everything sc__leave left for after the lock: wake, answer, free (with
+ * the flight's own handle dropped, once). */
+void sc__finish(struct ending e)
+{
+    sc__wake_followers(&e);
+    sc__deliver(e.ws, &e.opts);
+    if (e.c == NULL)
+        return;
+    if (e.opts.drop != NULL && e.c->val != NULL)
+        e.opts.drop(e.c->val, e.opts.ctx); /* the flight's own handle */
+    sc__free_call(e.c);
+}
