@@ -318,9 +318,9 @@ static int follow_and_unlock(struct shard *s, struct call *c, sc_fn fn,
 }
 
 /* A call's way through the engine; *flight is set once it has one. */
-static int call(struct engine *e, const char *key, size_t len, sc_fn fn,
-                void *arg, const struct timespec *deadline, sc_result *out,
-                unsigned long *flight)
+static int lead_or_follow(struct engine *e, const char *key, size_t len,
+                          sc_fn fn, void *arg, const struct timespec *deadline,
+                          sc_result *out, unsigned long *flight)
 {
     unsigned hashv;
     struct call *c;
@@ -355,7 +355,7 @@ int sc__engine_call(sc_group *g, const char *key, size_t len, sc_fn fn,
     sc_options o = {.trace = e->shards[0].opts.trace,
                     .trace_ctx = e->shards[0].opts.trace_ctx};
     emit(&o, SC_EV_ENTER, key, 0, 0);
-    int rc = call(e, key, len, fn, arg, deadline, out, &flight);
+    int rc = lead_or_follow(e, key, len, fn, arg, deadline, out, &flight);
     emit_return(&o, key, flight, rc != 0 ? rc : out->err, rc != 0 ? NULL : out);
     return rc;
 }

@@ -130,7 +130,7 @@ SC_API int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg,
  *
  * A group from sc_new runs go-zero's algorithm exactly (src/sharedcalls.c,
  * the annotated port). A group from sc_new_with runs the kit's full engine
- * (src/flight.c), which adds what golang.org/x/sync's singleflight, nginx's
+ * (src/engine_*.c), which adds what golang.org/x/sync's singleflight, nginx's
  * proxy_cache_lock and C itself ask for: value ownership, Forget, the
  * shared flag, follower deadlines, asynchronous calls, -EDEADLK instead of
  * waiting for itself, safety when a thread is cancelled or exits inside
@@ -302,6 +302,11 @@ SC_API int sc_do_async(sc_group *g, const char *key, sc_fn fn, void *arg,
  * ended, and joins them, so none outlives the group: call it before
  * sc_free (which answers -EBUSY while such a thread runs or sc_drain is
  * under way), and not from a done callback. Returns 0, -EINVAL or -ENOTSUP.
+ *
+ * A group need not drain to stay small: each kit thread, as it ends, joins
+ * the one that ended before it. So the kit threads of a group alive at any
+ * time are those leading a flight or ending, plus at most one that has
+ * ended and waits to be joined, however many the group has run.
  */
 SC_API int sc_drain(sc_group *g);
 
