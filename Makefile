@@ -22,6 +22,7 @@ SOVERSION := $(call version_part,MAJOR)
 PREFIX    ?= /usr/local
 LIBDIR    ?= $(PREFIX)/lib
 INCDIR    ?= $(PREFIX)/include
+MANDIR    ?= $(PREFIX)/share/man
 
 CFLAGS    ?= -O2 -g
 WERROR    ?= -Werror
@@ -172,8 +173,14 @@ model:
 	@scripts/deps.sh model
 	@scripts/model.sh
 
+MAN3 := $(wildcard man/man3/*.3)
+INSTALLED := $(INCDIR)/sharedcalls.h $(LIBDIR)/libsharedcalls.a \
+             $(LIBDIR)/libsharedcalls.so.$(VERSION) \
+             $(LIBDIR)/libsharedcalls.so.$(SOVERSION) $(LIBDIR)/libsharedcalls.so \
+             $(LIBDIR)/pkgconfig/sharedcalls.pc $(MAN3:man/man3/%=$(MANDIR)/man3/%)
+
 install: $(LIB_A) $(B)/libsharedcalls.so
-	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3
 	install -m 644 src/sharedcalls.h $(DESTDIR)$(INCDIR)/
 	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
@@ -183,6 +190,11 @@ install: $(LIB_A) $(B)/libsharedcalls.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    src/sharedcalls.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/sharedcalls.pc
+	$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
+
+# Removes what install put there, and nothing else (folders stay).
+uninstall:
+	rm -f $(INSTALLED:%=$(DESTDIR)%)
 
 LINT_C := $(wildcard src/*.[ch] demos/*.[ch] demos/*/*.[ch] tests/*.[ch] tests/*/*.[ch])
 lint:
@@ -208,7 +220,7 @@ clean:
 	rm -rf $(B)
 
 .PHONY: all programs list-programs deps check demo race $(RACE_TOOLS:%=race-%) race-zoo bench \
-        model book install lint clean
+        model book install uninstall lint clean
 .DELETE_ON_ERROR:
 -include $(wildcard $(B)/obj/*.d $(B)/obj/*/*.d $(B)/pic/*.d $(B)/demos/*.d \
            $(B)/tests/*.d)

@@ -1,7 +1,10 @@
 #!/bin/sh
 # test_install.sh - `make install` into a scratch DESTDIR, then the README's
 # usage example is compiled against what was installed, through pkg-config,
-# once with the shared library and once statically, and run.
+# once with the shared library and once statically, and run. The version
+# is the same wherever it is written: the header's macros, the installed
+# library's sc_version() and sc_version_string(), its file name and soname,
+# and sharedcalls.pc. Last, `make uninstall` removes every file.
 #
 #   tests/test_install.sh      (MAKE and CC are honoured)
 set -eu
@@ -39,3 +42,38 @@ LD_LIBRARY_PATH="$lib" ldd "$tmp/shared" | grep -q "$lib/libsharedcalls.so.0" ||
 got=$("$tmp/static")
 [ "$got" = "$want" ] || { echo "static: printed '$got', want '$want'"; exit 1; }
 echo "README example, built with pkg-config: shared and static both print '$want'"
+
+# One version everywhere.
+cat >"$tmp/version.c" <<'EOF'
+#include <sharedcalls.h>
+#include <stdio.h>
+int main(void)
+{
+    printf("%d.%d.%d %u %u %s\n", SC_VERSION_MAJOR, SC_VERSION_MINOR,
+           SC_VERSION_PATCH, (unsigned)SC_VERSION_HEX, sc_version(),
+           sc_version_string());
+    return 0;
+}
+EOF
+# shellcheck disable=SC2046
+${CC:-cc} $flags "$tmp/version.c" $(pkg-config --cflags --libs sharedcalls) -o "$tmp/version"
+# shellcheck disable=SC2046 # four words, one a field
+set -- $(LD_LIBRARY_PATH="$lib" "$tmp/version")
+header=$1 header_hex=$2 library_hex=$3 library=$4
+pc=$(pkg-config --modversion sharedcalls)
+file=$(readlink "$lib/libsharedcalls.so")
+soname=$(readelf -d "$lib/libsharedcalls.so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+same() { # WHAT GOT WANT
+    [ "$2" = "$3" ] || { echo "version: $1 says $2, but the header says $3"; exit 1; }
+}
+same "sc_version_string()" "$library" "$header"
+same "sc_version()" "$library_hex" "$header_hex"
+same "sharedcalls.pc" "$pc" "$header"
+same "the library's file name" "$file" "libsharedcalls.so.$header"
+same "the soname" "$soname" "libsharedcalls.so.${header%%.*}"
+echo "version $header: header, sc_version(), sharedcalls.pc, file name and soname agree"
+
+${MAKE:-make} -s uninstall DESTDIR="$root" PREFIX="$prefix" >/dev/null
+left=$(find "$root" ! -type d)
+[ -z "$left" ] || { echo "make uninstall left:"; echo "$left"; exit 1; }
+echo "make uninstall removed every file make install put there"
