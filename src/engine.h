@@ -228,7 +228,7 @@ void sc__lead(struct shard *s, struct call *c, sc_fn fn, void *arg,
  * released: wake the followers asleep on it, answer asynchronous waiters,
  * free the record if this was its last caller. The group may be gone by
  * then, so it carries its own copy of the hooks. */
-struct ending {
+struct after_unlock {
     struct shard *s;
     struct call *wake; /* to wake its sleepers, then drop its reference */
     struct waiter *ws; /* to answer */
@@ -242,13 +242,13 @@ bool sc__hand_off(struct shard *s, struct call *c, /* held */
                   enum state fallback);
 struct waiter *sc__end_flight(struct shard *s, struct call *c, /* held */
                               enum state how);
-struct waiter *sc__take_initiator(struct call *c);        /* held */
-void *sc__share(const struct shard *s, void *val);        /* held */
-struct ending sc__leave(struct shard *s, struct call *c); /* held */
-void sc__wake_followers(struct ending *e);                /* not held */
-void sc__deliver(struct waiter *w, const sc_options *o);  /* not held */
-void sc__finish(struct ending e);                         /* not held */
-bool sc__last_out(struct shard *s, struct call *c);       /* not held */
+struct waiter *sc__take_initiator(struct call *c);              /* held */
+void *sc__share(const struct shard *s, void *val);              /* held */
+struct after_unlock sc__leave(struct shard *s, struct call *c); /* held */
+void sc__wake_followers(struct after_unlock *todo);             /* not held */
+void sc__deliver(struct waiter *w, const sc_options *o);        /* not held */
+void sc__run_after_unlock(struct after_unlock todo);            /* not held */
+bool sc__last_out(struct shard *s, struct call *c);             /* not held */
 void sc__free_call(struct call *c);
 
 /* engine_async.c: joins the kit thread that ended last, if any. Called

@@ -92,11 +92,11 @@ static void abandon(void *arg)
         ws->rc = -ECANCELED;
         s->stats.cancelled++;
     }
-    struct ending e = sc__leave(s, c);
+    struct after_unlock todo = sc__leave(s, c);
     shard_unlock(s);
-    sc__wake_followers(&e);
-    sc__deliver(ws, &e.opts);
-    sc__finish(e);
+    sc__wake_followers(&todo);
+    sc__deliver(ws, &todo.opts);
+    sc__run_after_unlock(todo);
 }
 
 void sc__lead(struct shard *s, struct call *c, sc_fn fn, void *arg,
@@ -131,14 +131,14 @@ void sc__lead(struct shard *s, struct call *c, sc_fn fn, void *arg,
     }
     if (out != NULL)
         *out = (sc_result){sc__share(s, val), err, true, c->joined > 1};
-    struct ending e = sc__leave(s, c);
+    struct after_unlock todo = sc__leave(s, c);
     shard_unlock(s);
 
-    sc__wake_followers(&e);
-    if (handed && e.opts.drop != NULL && val != NULL)
-        e.opts.drop(val, e.opts.ctx); /* the failed run's own handle */
-    sc__deliver(ws, &e.opts);
-    sc__finish(e);
+    sc__wake_followers(&todo);
+    if (handed && todo.opts.drop != NULL && val != NULL)
+        todo.opts.drop(val, todo.opts.ctx); /* the failed run's own handle */
+    sc__deliver(ws, &todo.opts);
+    sc__run_after_unlock(todo);
     if (cancel_state >= 0)
         pthread_setcancelstate(cancel_state, NULL);
 }
@@ -179,9 +179,9 @@ static void leave_cancelled(void *arg)
     emit(&s->opts, SC_EV_CANCEL, c->key, c->id, 0);
     s->stats.cancelled++;
     c->followers--;
-    struct ending e = sc__leave(s, c);
+    struct after_unlock todo = sc__leave(s, c);
     shard_unlock(s);
-    sc__finish(e);
+    sc__run_after_unlock(todo);
 }
 
 /* Whether an absolute CLOCK_MONOTONIC deadline (NULL: none) has passed. */
@@ -288,7 +288,8 @@ static int follow_and_unlock(struct shard *s, struct call *c, sc_fn fn,
         }
         rc = ETIMEDOUT;
     }
-    int cancel_state = -1; /* the share hook and finish run uncancelled */
+    int cancel_state =
+        -1; /* the share hook and what follows the unlock run uncancelled */
     if (runs_user_code(s, c))
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     switch (c->state) {
@@ -309,9 +310,9 @@ static int follow_and_unlock(struct shard *s, struct call *c, sc_fn fn,
         break;
     }
     c->followers--;
-    struct ending e = sc__leave(s, c);
+    struct after_unlock todo = sc__leave(s, c);
     shard_unlock(s);
-    sc__finish(e);
+    sc__run_after_unlock(todo);
     if (cancel_state >= 0)
         pthread_setcancelstate(cancel_state, NULL);
     return rc;

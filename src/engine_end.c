@@ -6,7 +6,7 @@
  * its state published, its asynchronous waiters' results made) or is
  * handed to a follower (sc__hand_off), and a caller leaves it
  * (sc__leave). What can wait for the lock to be released is gathered in a
- * struct ending and done then: waking the followers asleep on the
+ * struct after_unlock and done then: waking the followers asleep on the
  * record's word, answering waiters, freeing the record.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -144,33 +144,34 @@ struct waiter *sc__take_initiator(struct call *c)
 
 /* Drops one caller's reference. The last follower that could have taken a
  * handed-off flight ends it as its leader left it. */
-struct ending sc__leave(struct shard *s, struct call *c)
+struct after_unlock sc__leave(struct shard *s, struct call *c)
 {
     assert_locked(s);
-    struct ending e = {s, NULL, NULL, NULL, s->opts};
+    struct after_unlock todo = {s, NULL, NULL, NULL, s->opts};
     if (c->state == HANDOFF && c->followers == 0) /* nobody left to take it */
-        e.ws = sc__end_flight(s, c, c->fallback);
+        todo.ws = sc__end_flight(s, c, c->fallback);
     if (c->wake_due) { /* keep the reference until they are woken */
         c->wake_due = false;
-        e.wake = c;
+        todo.wake = c;
     } else if (unref(c)) {
         s->records--;
-        e.c = c;
+        todo.c = c;
     }
-    return e;
+    return todo;
 }
 
 /* Wakes the followers asleep on a flight that has changed, then drops the
  * reference sc__leave kept for it. Before anything else: the followers
  * have waited longest, and a callback may wait for one of them. */
-void sc__wake_followers(struct ending *e)
+void sc__wake_followers(struct after_unlock *todo)
 {
-    if (e->wake == NULL)
+    if (todo->wake == NULL)
         return;
-    sc__gate_wake_all(&e->wake->word);
-    if (sc__last_out(e->s, e->wake)) /* while it counts, e->s is still there */
-        e->c = e->wake;
-    e->wake = NULL;
+    sc__gate_wake_all(&todo->wake->word);
+    if (sc__last_out(todo->s,
+                     todo->wake)) /* while it counts, todo->s is still there */
+        todo->c = todo->wake;
+    todo->wake = NULL;
 }
 
 /* Calls the asynchronous waiters back and frees them. o is a copy of the
@@ -189,13 +190,14 @@ void sc__deliver(struct waiter *w, const sc_options *o)
 
 /* Everything sc__leave left for after the lock: wake, answer, free (with
  * the flight's own handle dropped, once). */
-void sc__finish(struct ending e)
+void sc__run_after_unlock(struct after_unlock todo)
 {
-    sc__wake_followers(&e);
-    sc__deliver(e.ws, &e.opts);
-    if (e.c == NULL)
+    sc__wake_followers(&todo);
+    sc__deliver(todo.ws, &todo.opts);
+    if (todo.c == NULL)
         return;
-    if (e.opts.drop != NULL && e.c->val != NULL)
-        e.opts.drop(e.c->val, e.opts.ctx); /* the flight's own handle */
-    sc__free_call(e.c);
+    if (todo.opts.drop != NULL && todo.c->val != NULL)
+        todo.opts.drop(todo.c->val,
+                       todo.opts.ctx); /* the flight's own handle */
+    sc__free_call(todo.c);
 }

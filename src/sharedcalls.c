@@ -35,7 +35,8 @@ struct sc_outcome {
     int err;
 };
 
-/* One flight (Go's call). The key is copied into the record itself. */
+/* One flight (Go's call), guarded by its group's lock. The key is copied
+ * into the record itself. */
 struct sc_call {
     pthread_cond_t wake; /* with done, what Go's WaitGroup is */
     bool done;           /* res is final */
