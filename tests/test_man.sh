@@ -114,7 +114,7 @@ skips() { case " ${TEST_MAN_SKIP-} " in *" $1 "*) return 0 ;; esac; return 1; }
 if ! skips render; then
     for p in "$@"; do
         f=${p#man3/}
-        (cd "$mandir" && MANWIDTH=80 timeout 30 man --warnings -E UTF-8 -l "$p" \
+        (cd "$mandir" && MANROFFSEQ='' MANWIDTH=80 timeout 30 man --warnings -E UTF-8 -l "$p" \
             >"$tmp/render/$f.txt" 2>"$tmp/render/$f.err" || echo "man failed" >>"$tmp/render/$f.err") &
     done
 fi
