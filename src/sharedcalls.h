@@ -83,7 +83,9 @@ SC_API sc_group *sc_new(void);
  *
  * Returns 0 when g was freed (sc_free(NULL) returns 0 and does nothing), or
  * -EBUSY, freeing nothing, while any flight of g is alive: its fn is
- * running, or some of its callers have yet to read the result.
+ * running, or some of its callers have yet to read the result; for a
+ * group from sc_new_with, also while a thread the kit started for an
+ * asynchronous call runs, or sc_drain is under way.
  * sc_free cannot see a thread that is about to call sc_do on g: make sure
  * no thread can call into g any more before you free it.
  */
@@ -93,9 +95,9 @@ SC_API int sc_free(sc_group *g);
  * Calls fn(arg, &v) for key, unless a call for an equal key is already in
  * flight in g, in which case it waits for that call and shares its result.
  *
- * key is any NUL-terminated string shorter than 4 GiB, "" included; it is
- * copied, so the caller's buffer may change as soon as sc_do has been
- * entered.
+ * key is any NUL-terminated string shorter than 4 GiB, "" included. The
+ * flight keeps a copy, so no pointer to the caller's buffer outlives the
+ * call; the buffer must not change while the call runs.
  *
  * Returns:
  *   0           *val is the flight's value.
@@ -147,8 +149,9 @@ SC_API int sc_do_ex(sc_group *g, const char *key, sc_fn fn, void *arg,
  * for a leader, or ENTER, JOIN, (WAKE or TIMEOUT), RETURN for a follower;
  * a follower woken by a hand-off goes on with LEAD, or with TIMEOUT if its
  * deadline has passed by then. A call refused before it reached a flight
- * goes ENTER, RETURN. A thread cancelled inside the kit ends with CANCEL
- * instead of RETURN.
+ * (-ENOMEM) goes ENTER, RETURN; one refused for its arguments (-EINVAL,
+ * -ENOTSUP) reports nothing. A thread cancelled inside the kit ends with
+ * CANCEL instead of RETURN. sc_event(3) lists the rarer orders.
  */
 typedef enum sc_event_kind {
     SC_EV_ENTER,     /* a call came in; it is about to take the group lock */
@@ -171,8 +174,10 @@ typedef struct sc_event {
     struct timespec at;   /* CLOCK_MONOTONIC, taken as it happened */
     pthread_t thread;     /* the thread it happened on */
     const char *key;      /* valid only during the hook */
-    unsigned long flight; /* 1, 2, ... per group; 0 for ENTER and calls
-                             that never reached a flight */
+    unsigned long flight; /* the flight's number, unique in the group: 1,
+                             2, ... (with N shards, shard i numbers
+                             i + 1, i + 1 + N, ...); 0 for ENTER and
+                             calls that never reached a flight */
     int code;    /* FN_RETURN, DONE, HANDOFF, RETURN: the result; else 0 */
     bool fresh;  /* RETURN: the caller ran fn */
     bool shared; /* RETURN: the flight had more than one caller */
@@ -242,7 +247,8 @@ typedef struct sc_result {
  * Creates an empty group served by the full engine, with a copy of *opts
  * (NULL: no options). Returns the group, owned by the caller until sc_free,
  * or NULL with errno set: EINVAL (only one of share and drop is set, or
- * more than SC_SHARDS_MAX shards), ENOMEM.
+ * more than SC_SHARDS_MAX shards), ENOMEM, or the error
+ * pthread_mutex_init or pthread_cond_init gave.
  */
 SC_API sc_group *sc_new_with(const sc_options *opts);
 
@@ -261,7 +267,8 @@ SC_API int sc_do_result(sc_group *g, const char *key, sc_fn fn, void *arg,
  * returns -ETIMEDOUT, its reference dropped, leaving the flight and its
  * other callers as they were (nginx's proxy_cache_lock_timeout). A deadline
  * already past returns -ETIMEDOUT at once if the key is in flight. A leader
- * never times out: it is running fn.
+ * never times out: it is running fn. A deadline whose tv_nsec is not in
+ * [0, 999999999] is -EINVAL.
  *
  * A thread cancelled while it waits here leaves the group consistent: its
  * reference is dropped and the lock released. If the leader's thread is

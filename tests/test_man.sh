@@ -310,12 +310,12 @@ expect fail "sc_do_ex left out of sc_do.3's NAME" \
 
 fresh
 printf 'int\nsc_bogus(sc_group *g,\n         int how);\n' >"$tmp/decl"
-sed -i "/^int sc_forget(/r $tmp/decl" "$hd"
+sed -i "/^SC_API int sc_forget(/r $tmp/decl" "$hd"
 expect fail "a new function declared over three lines" \
     "sc_bogus: declared in the header, but there is no man3/sc_bogus.3"
 
 fresh
-sed -i '/^int sc_forget(/d' "$hd"
+sed -i '/^SC_API int sc_forget(/d' "$hd"
 expect fail "sc_forget gone from the header" "man3/sc_forget.3: the header declares no function sc_forget"
 
 fresh
