@@ -18,82 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-/* fn for a held flight: counts its runs, announces that it has started,
- * waits for `release`, then returns run number `n` as its value (failing
- * with EIO up to run `fail_until`), or calls pthread_exit on run
- * `exit_run`. */
-struct held {
-    sc_group *g;
-    const char *key;
-    struct tu_gate runs, release;
-    void *(*make)(intptr_t run); /* the value of run n; NULL: n itself */
-    int exit_run;                /* this run calls pthread_exit (0: none) */
-    int fail_until;              /* runs up to this one fail with EIO */
-};
-
-static void held_init(struct held *h, sc_group *g, const char *key)
-{
-    *h = (struct held){.g = g, .key = key};
-    tu_gate_init(&h->runs);
-    tu_gate_init(&h->release);
-}
-
-static void held_destroy(struct held *h)
-{
-    tu_gate_destroy(&h->runs);
-    tu_gate_destroy(&h->release);
-}
-
-static int held_fn(void *arg, void **val)
-{
-    struct held *h = arg;
-    pthread_mutex_lock(&h->runs.mu);
-    intptr_t run = ++h->runs.count;
-    pthread_cond_broadcast(&h->runs.cv);
-    pthread_mutex_unlock(&h->runs.mu);
-    tu_gate_wait(&h->release, (int)run);
-    if (run == h->exit_run)
-        pthread_exit(NULL);
-    *val = h->make != NULL ? h->make(run) : (void *)run;
-    return run <= h->fail_until ? EIO : 0;
-}
-
-struct caller {
-    struct held *h;
-    const struct timespec *deadline;
-    sc_result r;
-    int rc;
-};
-
-static void *call(void *arg)
-{
-    struct caller *c = arg;
-    c->rc = sc_do_until(c->h->g, c->h->key, held_fn, c->h, c->deadline, &c->r);
-    return NULL;
-}
-
-/* Starts a leader and n followers of h's key; returns with the leader in
- * fn (run `run`) and the followers parked. */
-static void start_flight(struct held *h, int run, struct caller *c,
-                         struct tu_thread *t, int n)
-{
-    tu_parked_reset();
-    c[0] = (struct caller){.h = h};
-    tu_start(&t[0], call, &c[0]);
-    tu_gate_expect(&h->runs, run, "no leader");
-    for (int i = 1; i <= n; i++) {
-        c[i] = (struct caller){.h = h};
-        tu_start(&t[i], call, &c[i]);
-    }
-    tu_parked_expect(n, "followers never parked");
-}
-
-static void join_all(struct tu_thread *t, int n)
-{
-    for (int i = 0; i < n; i++)
-        tu_join(&t[i], "a caller");
-}
-
 /* A reference-counted value: share takes a reference, drop releases one,
  * and the last release frees it. */
 struct counted {
@@ -104,8 +28,9 @@ struct counted {
 
 static int counted_frees;
 
-static void *counted_new(intptr_t run)
+static void *counted_new(struct tu_held *h, intptr_t run)
 {
+    (void)h;
     (void)run;
     struct counted *v = malloc(sizeof *v);
     pthread_mutex_init(&v->mu, NULL);
@@ -145,14 +70,13 @@ enum { N = 3 }; /* followers in a held flight */
 static void hooks_share_a_counted_value(void)
 {
     sc_options o = {.share = counted_share, .drop = counted_drop};
-    struct held h;
-    held_init(&h, sc_new_with(&o), "k");
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(&o), "k");
     h.make = counted_new;
-    struct caller c[N + 1];
-    struct tu_thread t[N + 1];
-    start_flight(&h, 1, c, t, N);
-    tu_gate_raise(&h.release, 1);
-    join_all(t, N + 1);
+    struct tu_caller c[N + 1];
+    tu_held_start(&h, c, N);
+    tu_held_release(&h, 1);
+    tu_callers_join(c, N + 1, "a caller");
     struct counted *v = c[0].r.val;
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
     for (int i = 0; i <= N; i++)
@@ -163,41 +87,21 @@ static void hooks_share_a_counted_value(void)
         counted_drop(c[i].r.val, NULL);
     CU_ASSERT_EQUAL(counted_frees, 1);
     tu_free_group(h.g);
-    held_destroy(&h);
-}
-
-static void *copy_string(void *val, void *ctx)
-{
-    (void)ctx;
-    return strdup(val);
-}
-
-static void free_string(void *val, void *ctx)
-{
-    (void)ctx;
-    free(val);
-}
-
-static void *string_new(intptr_t run)
-{
-    char *s = malloc(16);
-    snprintf(s, 16, "run %d", (int)run);
-    return s;
+    tu_held_destroy(&h);
 }
 
 /* With a copying share, every caller gets its own copy to free; the
  * flight's original is freed by drop (memcheck proves no leak). */
 static void hooks_copy_a_string(void)
 {
-    sc_options o = {.share = copy_string, .drop = free_string};
-    struct held h;
-    held_init(&h, sc_new_with(&o), "k");
-    h.make = string_new;
-    struct caller c[N + 1];
-    struct tu_thread t[N + 1];
-    start_flight(&h, 1, c, t, N);
-    tu_gate_raise(&h.release, 1);
-    join_all(t, N + 1);
+    sc_options o = {.share = tu_copy_string, .drop = tu_free_string};
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(&o), "k");
+    h.make = tu_run_string;
+    struct tu_caller c[N + 1];
+    tu_held_start(&h, c, N);
+    tu_held_release(&h, 1);
+    tu_callers_join(c, N + 1, "a caller");
     for (int i = 0; i <= N; i++) {
         CU_ASSERT_STRING_EQUAL(c[i].r.val, "run 1");
         for (int j = 0; j < i; j++)
@@ -206,13 +110,13 @@ static void hooks_copy_a_string(void)
     for (int i = 0; i <= N; i++)
         free(c[i].r.val);
     tu_free_group(h.g);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 /* Only one of share and drop is an error. */
 static void hooks_come_in_pairs(void)
 {
-    sc_options o = {.share = copy_string};
+    sc_options o = {.share = tu_copy_string};
     errno = 0;
     CU_ASSERT_PTR_NULL(sc_new_with(&o));
     CU_ASSERT_EQUAL(errno, EINVAL);
@@ -221,23 +125,20 @@ static void hooks_come_in_pairs(void)
 /* fresh and shared, as x/sync reports them. */
 static void full_result(void)
 {
-    struct held h;
-    held_init(&h, sc_new_with(NULL), "k");
-    tu_gate_raise(&h.release, 2);
-    struct caller solo = {.h = &h};
-    call(&solo);
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(NULL), "k");
+    tu_held_release(&h, 1);
+    struct tu_caller solo = {.h = &h};
+    tu_call(&solo);
     CU_ASSERT_EQUAL(solo.rc, 0);
     CU_ASSERT_TRUE(solo.r.fresh);
     CU_ASSERT_FALSE(solo.r.shared);
     CU_ASSERT_PTR_EQUAL(solo.r.val, (void *)1);
 
-    struct caller c[N + 1];
-    struct tu_thread t[N + 1];
-    tu_gate_destroy(&h.release);
-    tu_gate_init(&h.release);
-    start_flight(&h, 2, c, t, N);
-    tu_gate_raise(&h.release, 2);
-    join_all(t, N + 1);
+    struct tu_caller c[N + 1];
+    tu_held_start(&h, c, N); /* run 2, held */
+    tu_held_release(&h, 1);
+    tu_callers_join(c, N + 1, "a caller");
     CU_ASSERT_TRUE(c[0].r.fresh && c[0].r.shared);
     for (int i = 1; i <= N; i++) {
         CU_ASSERT_EQUAL(c[i].rc, 0);
@@ -246,31 +147,25 @@ static void full_result(void)
         CU_ASSERT_PTR_EQUAL(c[i].r.val, (void *)2);
     }
     tu_free_group(h.g);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 /* Forget: later callers start a new flight; the forgotten one finishes for
  * its own callers and must not delete the newer flight (golang/go#31420). */
 static void forget_leaves_newer_flight_alone(void)
 {
-    struct held h;
-    held_init(&h, sc_new_with(NULL), "k");
-    struct caller a[2], b[2];
-    struct tu_thread ta[2], tb[2];
-    start_flight(&h, 1, a, ta, 1); /* flight 1: leader and one follower */
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(NULL), "k");
+    struct tu_caller a[2], b[2] = {{.h = &h}, {.h = &h}};
+    tu_held_start(&h, a, 1); /* flight 1: leader and one follower */
     CU_ASSERT_EQUAL(sc_forget(h.g, "k"), 0);
     CU_ASSERT_EQUAL(sc_forget(h.g, "k"), -ENOENT);
-    b[0] = (struct caller){.h = &h};
-    tu_start(&tb[0], call, &b[0]); /* flight 2 leads, not joins */
-    tu_gate_expect(&h.runs, 2, "no second leader");
-    tu_gate_raise(&h.release, 1); /* flight 1 ends: flight 2 must stay */
-    join_all(ta, 2);
-    tu_parked_reset();
-    b[1] = (struct caller){.h = &h};
-    tu_start(&tb[1], call, &b[1]);
-    tu_parked_expect(1, "a late caller did not join flight 2");
-    tu_gate_raise(&h.release, 1);
-    join_all(tb, 2);
+    tu_caller_lead(&b[0]);  /* flight 2 leads, not joins */
+    tu_held_release(&h, 1); /* flight 1 ends: flight 2 must stay */
+    tu_callers_join(a, 2, "a caller");
+    tu_callers_park(&b[1], 1); /* a late caller joins flight 2 */
+    tu_held_release(&h, 1);
+    tu_callers_join(b, 2, "a caller");
     CU_ASSERT_EQUAL(h.runs.count, 2);
     CU_ASSERT_PTR_EQUAL(a[0].r.val, (void *)1);
     CU_ASSERT_PTR_EQUAL(a[1].r.val, (void *)1);
@@ -278,23 +173,7 @@ static void forget_leaves_newer_flight_alone(void)
     CU_ASSERT_PTR_EQUAL(b[1].r.val, (void *)2);
     CU_ASSERT_FALSE(b[1].r.fresh);
     tu_free_group(h.g);
-    held_destroy(&h);
-}
-
-static struct timespec in_ms(long ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    } else if (t.tv_nsec < 0) {
-        t.tv_sec--;
-        t.tv_nsec += 1000000000L;
-    }
-    return t;
+    tu_held_destroy(&h);
 }
 
 /* A follower whose deadline passes leaves with -ETIMEDOUT; the leader and
@@ -302,32 +181,30 @@ static struct timespec in_ms(long ms)
  * (the test only releases the leader after it has returned). */
 static void deadline_times_out_one_follower(void)
 {
-    struct held h;
-    held_init(&h, sc_new_with(NULL), "k");
-    struct caller c[2];
-    struct tu_thread t[2];
-    start_flight(&h, 1, c, t, 1);
-    struct timespec soon = in_ms(50), past = in_ms(-1000);
-    struct caller late = {.h = &h, .deadline = &soon};
-    struct caller gone = {.h = &h, .deadline = &past};
-    struct tu_thread tl, tg;
-    tu_start(&tl, call, &late);
-    tu_start(&tg, call, &gone);
-    tu_join(&tl, "a follower past its deadline");
-    tu_join(&tg, "a follower with a past deadline");
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(NULL), "k");
+    struct tu_caller c[2];
+    tu_held_start(&h, c, 1);
+    struct timespec soon = tu_in_ms(50), past = tu_in_ms(-1000);
+    struct tu_caller late = {.h = &h, .deadline = &soon};
+    struct tu_caller gone = {.h = &h, .deadline = &past};
+    tu_caller_start(&late);
+    tu_caller_start(&gone);
+    tu_callers_join(&late, 1, "a follower past its deadline");
+    tu_callers_join(&gone, 1, "a follower with a past deadline");
     CU_ASSERT_EQUAL(late.rc, -ETIMEDOUT);
     CU_ASSERT_EQUAL(gone.rc, -ETIMEDOUT);
     struct sc_stats s;
     CU_ASSERT_EQUAL(sc_stats(h.g, &s), 0);
     CU_ASSERT_EQUAL(s.timed_out, 2);
     CU_ASSERT_EQUAL(s.in_flight, 1);
-    tu_gate_raise(&h.release, 1);
-    join_all(t, 2);
+    tu_held_release(&h, 1);
+    tu_callers_join(c, 2, "a caller");
     CU_ASSERT_EQUAL(c[0].rc, 0);
     CU_ASSERT_EQUAL(c[1].rc, 0);
     CU_ASSERT_PTR_EQUAL(c[1].r.val, (void *)1);
     tu_free_group(h.g);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 /* fn calling its own key gets -EDEADLK at once, not a wait for itself. */
@@ -362,19 +239,18 @@ static void own_key_is_edeadlk(void)
  * test_cancel.c.) */
 static void exiting_leader(void)
 {
-    struct held h;
-    held_init(&h, sc_new_with(NULL), "k");
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(NULL), "k");
     h.exit_run = 1;
-    struct caller c[N + 1];
-    struct tu_thread t[N + 1];
-    start_flight(&h, 1, c, t, N);
-    tu_gate_raise(&h.release, 1);
-    join_all(t, N + 1);
+    struct tu_caller c[N + 1];
+    tu_held_start(&h, c, N);
+    tu_held_release(&h, 1);
+    tu_callers_join(c, N + 1, "a caller");
     for (int i = 1; i <= N; i++)
         CU_ASSERT_EQUAL(c[i].rc, -ECANCELED);
-    tu_gate_raise(&h.release, 2);
-    struct caller next = {.h = &h};
-    call(&next);
+    tu_held_release(&h, 2);
+    struct tu_caller next = {.h = &h};
+    tu_call(&next);
     CU_ASSERT_EQUAL(next.rc, 0);
     CU_ASSERT_TRUE(next.r.fresh);
     struct sc_stats s;
@@ -382,24 +258,23 @@ static void exiting_leader(void)
     CU_ASSERT_EQUAL(s.cancelled, N + 1); /* the leader and its followers */
     CU_ASSERT_EQUAL(s.in_flight, 0);
     tu_free_group(h.g);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 /* The counters add up. */
 static void stats_count(void)
 {
-    struct held h;
-    held_init(&h, sc_new_with(NULL), "k");
-    struct caller c[N + 1];
-    struct tu_thread t[N + 1];
-    start_flight(&h, 1, c, t, N);
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(NULL), "k");
+    struct tu_caller c[N + 1];
+    tu_held_start(&h, c, N);
     struct sc_stats s;
     CU_ASSERT_EQUAL(sc_stats(h.g, &s), 0);
     CU_ASSERT_EQUAL(s.in_flight, 1);
-    tu_gate_raise(&h.release, 2);
-    join_all(t, N + 1);
-    struct caller solo = {.h = &h};
-    call(&solo);
+    tu_held_release(&h, 2);
+    tu_callers_join(c, N + 1, "a caller");
+    struct tu_caller solo = {.h = &h};
+    tu_call(&solo);
     CU_ASSERT_EQUAL(sc_stats(h.g, &s), 0);
     CU_ASSERT_EQUAL(s.flights, 2);
     CU_ASSERT_EQUAL(s.callers, N + 2);
@@ -408,7 +283,7 @@ static void stats_count(void)
     CU_ASSERT_EQUAL(s.cancelled, 0);
     CU_ASSERT_EQUAL(s.in_flight, 0);
     tu_free_group(h.g);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 static int echo(void *arg, void **val)
@@ -450,16 +325,15 @@ static void api_edges(void)
 /* sc_free refuses an engine group with a flight in progress. */
 static void free_busy(void)
 {
-    struct held h;
-    held_init(&h, sc_new_with(NULL), "k");
-    struct caller c[1];
-    struct tu_thread t[1];
-    start_flight(&h, 1, c, t, 0);
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(NULL), "k");
+    struct tu_caller c[1];
+    tu_held_start(&h, c, 0);
     CU_ASSERT_EQUAL(sc_free(h.g), -EBUSY);
-    tu_gate_raise(&h.release, 1);
-    join_all(t, 1);
+    tu_held_release(&h, 1);
+    tu_callers_join(c, 1, "a caller");
     tu_free_group(h.g);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 /* A failed leader: without the handoff option every follower shares its
@@ -468,14 +342,14 @@ static void free_busy(void)
 static void failed_leader(bool handoff)
 {
     sc_options o = {.handoff = handoff};
-    struct held h;
-    held_init(&h, sc_new_with(&o), "k");
-    h.fail_until = 1;
-    struct caller c[3];
-    struct tu_thread t[3];
-    start_flight(&h, 1, c, t, 2);
-    tu_gate_raise(&h.release, 2); /* run 1 fails; a run 2 may follow */
-    join_all(t, 3);
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(&o), "k");
+    h.err = EIO;
+    h.err_runs = 1;
+    struct tu_caller c[3];
+    tu_held_start(&h, c, 2);
+    tu_held_release(&h, 2); /* run 1 fails; a run 2 may follow */
+    tu_callers_join(c, 3, "a caller");
     CU_ASSERT_EQUAL(c[0].rc, EIO);
     CU_ASSERT_TRUE(c[0].r.fresh);
     int fresh = 0;
@@ -491,7 +365,7 @@ static void failed_leader(bool handoff)
     CU_ASSERT_EQUAL(s.flights, handoff ? 2 : 1);
     CU_ASSERT_EQUAL(s.in_flight, 0);
     tu_free_group(h.g);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 static void failure_is_shared_by_default(void)
@@ -508,18 +382,19 @@ static void handoff_after_failure(void)
 static void handoff_needs_a_follower(void)
 {
     sc_options o = {.handoff = true};
-    struct held h;
-    held_init(&h, sc_new_with(&o), "k");
-    h.fail_until = 1;
-    tu_gate_raise(&h.release, 2);
-    struct caller first = {.h = &h}, second = {.h = &h};
-    call(&first);
-    call(&second);
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(&o), "k");
+    h.err = EIO;
+    h.err_runs = 1;
+    tu_held_release(&h, 2);
+    struct tu_caller first = {.h = &h}, second = {.h = &h};
+    tu_call(&first);
+    tu_call(&second);
     CU_ASSERT_EQUAL(first.rc, EIO);
     CU_ASSERT_EQUAL(second.rc, 0); /* a new flight, not a hand-off */
     CU_ASSERT_TRUE(second.r.fresh);
     tu_free_group(h.g);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 /* A leader that fails with handoff on, then calls again at once, before
@@ -528,52 +403,51 @@ static void handoff_needs_a_follower(void)
  * caller whose deadline has passed leaves with -ETIMEDOUT. */
 struct again {
     struct tu_gate first_done, go;
-    struct caller first, second;
+    struct tu_caller first, second;
 };
 
 static void *call_twice(void *arg)
 {
     struct again *a = arg;
-    call(&a->first);
+    tu_call(&a->first);
     tu_gate_raise(&a->first_done, 1);
     tu_gate_wait(&a->go, 1);
-    call(&a->second);
+    tu_call(&a->second);
     return NULL;
 }
 
 static void failed_leader_calls_again(void)
 {
     sc_options o = {.handoff = true};
-    struct held h;
-    held_init(&h, sc_new_with(&o), "k");
-    h.fail_until = 1;
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(&o), "k");
+    h.err = EIO;
+    h.err_runs = 1;
     struct again a = {.first = {.h = &h}, .second = {.h = &h}};
     tu_gate_init(&a.first_done);
     tu_gate_init(&a.go);
-    struct tu_thread tl, tf;
-    tu_parked_reset();
+    struct tu_thread tl;
     tu_start(&tl, call_twice, &a);
     tu_gate_expect(&h.runs, 1, "no leader");
-    struct caller follow = {.h = &h};
-    tu_start(&tf, call, &follow);
-    tu_parked_expect(1, "the follower never parked");
+    struct tu_caller follow = {.h = &h};
+    tu_callers_park(&follow, 1);
     tu_hold_wakers();
-    tu_gate_raise(&h.release, 1); /* run 1 fails: hand-off to the follower */
+    tu_held_release(&h, 1); /* run 1 fails: hand-off to the follower */
     tu_gate_expect(&a.first_done, 1, "the leader's first call never returned");
     tu_wakers_expect(1, "the follower never woke");
     struct sc_stats s;
     sc_stats(h.g, &s);
     CU_ASSERT_EQUAL(s.in_flight, 0); /* handed off, not running */
-    struct timespec past = in_ms(-1000);
-    struct caller late = {.h = &h, .deadline = &past};
-    call(&late);
+    struct timespec past = tu_in_ms(-1000);
+    struct tu_caller late = {.h = &h, .deadline = &past};
+    tu_call(&late);
     CU_ASSERT_EQUAL(late.rc, -ETIMEDOUT);
     tu_gate_raise(&a.go, 1); /* the leader asks again: it takes the flight */
     tu_gate_expect(&h.runs, 2, "nobody took the flight over");
-    tu_gate_raise(&h.release, 1);
+    tu_held_release(&h, 1);
     tu_release_wakers();
     tu_join(&tl, "the leader");
-    tu_join(&tf, "the follower");
+    tu_callers_join(&follow, 1, "the follower");
     CU_ASSERT_EQUAL(a.first.rc, EIO);
     CU_ASSERT_EQUAL(a.second.rc, 0);
     CU_ASSERT_TRUE(a.second.r.fresh);
@@ -584,7 +458,7 @@ static void failed_leader_calls_again(void)
     tu_free_group(h.g);
     tu_gate_destroy(&a.first_done);
     tu_gate_destroy(&a.go);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 /* What an asynchronous call was answered, and on which thread. */
@@ -613,22 +487,20 @@ static void on_done(void *arg, int rc, const sc_result *r)
  * kit thread; sc_drain joins it, and only then is the group free. */
 static void async_starts_a_flight(void)
 {
-    struct held h;
-    held_init(&h, sc_new_with(NULL), "k");
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(NULL), "k");
     struct tu_gate answered;
     tu_gate_init(&answered);
     struct answer a0 = {.answered = &answered}, a1 = {.answered = &answered};
-    tu_parked_reset();
-    CU_ASSERT_EQUAL_FATAL(sc_do_async(h.g, "k", held_fn, &h, on_done, &a0), 0);
+    CU_ASSERT_EQUAL_FATAL(sc_do_async(h.g, "k", tu_held_fn, &h, on_done, &a0),
+                          0);
     tu_gate_expect(&h.runs, 1, "the kit thread never ran fn");
-    struct caller sync = {.h = &h};
-    struct tu_thread ts;
-    tu_start(&ts, call, &sync);
-    tu_parked_expect(1, "the synchronous follower never parked");
-    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done, &a1), 0);
+    struct tu_caller sync = {.h = &h};
+    tu_callers_park(&sync, 1);
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", tu_held_fn, &h, on_done, &a1), 0);
     CU_ASSERT_EQUAL(sc_free(h.g), -EBUSY);
-    tu_gate_raise(&h.release, 1);
-    tu_join(&ts, "the synchronous follower");
+    tu_held_release(&h, 1);
+    tu_callers_join(&sync, 1, "the synchronous follower");
     tu_gate_expect(&answered, 2, "a callback never came");
     CU_ASSERT_EQUAL(sc_drain(h.g), 0);
     CU_ASSERT_EQUAL(h.runs.count, 1);
@@ -643,53 +515,52 @@ static void async_starts_a_flight(void)
     CU_ASSERT_PTR_EQUAL(a1.r.val, (void *)1);
     CU_ASSERT_TRUE(pthread_equal(a0.thread, a1.thread));
     CU_ASSERT_FALSE(pthread_equal(a0.thread, pthread_self()));
-    CU_ASSERT_FALSE(pthread_equal(a0.thread, ts.id));
+    CU_ASSERT_FALSE(pthread_equal(a0.thread, sync.thread.id));
     tu_free_group(h.g);
     tu_gate_destroy(&answered);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 /* An asynchronous call joins a synchronous leader's flight; its callback
  * runs on that leader's thread. */
 static void async_joins_a_sync_leader(void)
 {
-    struct held h;
-    held_init(&h, sc_new_with(NULL), "k");
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(NULL), "k");
     struct tu_gate answered;
     tu_gate_init(&answered);
     struct answer a = {.answered = &answered};
-    struct caller c[1];
-    struct tu_thread t[1];
-    start_flight(&h, 1, c, t, 0);
-    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done, &a), 0);
-    tu_gate_raise(&h.release, 1);
+    struct tu_caller c[1];
+    tu_held_start(&h, c, 0);
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", tu_held_fn, &h, on_done, &a), 0);
+    tu_held_release(&h, 1);
     tu_gate_expect(&answered, 1, "the callback never came");
-    join_all(t, 1);
+    tu_callers_join(c, 1, "a caller");
     CU_ASSERT_TRUE(a.got && a.rc == 0);
     CU_ASSERT_FALSE(a.r.fresh);
     CU_ASSERT_TRUE(a.r.shared);
     CU_ASSERT_TRUE(c[0].r.shared);
-    CU_ASSERT_TRUE(pthread_equal(a.thread, t[0].id));
+    CU_ASSERT_TRUE(pthread_equal(a.thread, c[0].thread.id));
     CU_ASSERT_EQUAL(sc_drain(h.g), 0);
     tu_free_group(h.g);
     tu_gate_destroy(&answered);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 /* A kit thread that exits inside fn: every waiter is answered -ECANCELED,
  * with no result, and the thread is still joined. */
 static void async_leader_exits(void)
 {
-    struct held h;
-    held_init(&h, sc_new_with(NULL), "k");
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(NULL), "k");
     h.exit_run = 1;
     struct tu_gate answered;
     tu_gate_init(&answered);
     struct answer a0 = {.answered = &answered}, a1 = {.answered = &answered};
-    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done, &a0), 0);
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", tu_held_fn, &h, on_done, &a0), 0);
     tu_gate_expect(&h.runs, 1, "the kit thread never ran fn");
-    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done, &a1), 0);
-    tu_gate_raise(&h.release, 1);
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", tu_held_fn, &h, on_done, &a1), 0);
+    tu_held_release(&h, 1);
     tu_gate_expect(&answered, 2, "a callback never came");
     CU_ASSERT_EQUAL(sc_drain(h.g), 0);
     CU_ASSERT_TRUE(a0.rc == -ECANCELED && !a0.got);
@@ -699,7 +570,7 @@ static void async_leader_exits(void)
     CU_ASSERT_EQUAL(s.cancelled, 2); /* the two callers, not the kit thread */
     tu_free_group(h.g);
     tu_gate_destroy(&answered);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 /* With a copying share, each callback owns its copy (and frees it). */
@@ -715,23 +586,25 @@ static void on_done_free(void *arg, int rc, const sc_result *r)
 
 static void async_with_hooks(void)
 {
-    sc_options o = {.share = copy_string, .drop = free_string};
-    struct held h;
-    held_init(&h, sc_new_with(&o), "k");
-    h.make = string_new;
+    sc_options o = {.share = tu_copy_string, .drop = tu_free_string};
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(&o), "k");
+    h.make = tu_run_string;
     struct tu_gate answered;
     tu_gate_init(&answered);
     struct answer a0 = {.answered = &answered}, a1 = {.answered = &answered};
-    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done_free, &a0), 0);
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", tu_held_fn, &h, on_done_free, &a0),
+                    0);
     tu_gate_expect(&h.runs, 1, "the kit thread never ran fn");
-    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done_free, &a1), 0);
-    tu_gate_raise(&h.release, 1);
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", tu_held_fn, &h, on_done_free, &a1),
+                    0);
+    tu_held_release(&h, 1);
     tu_gate_expect(&answered, 2, "a callback never came");
     CU_ASSERT_EQUAL(sc_drain(h.g), 0);
     CU_ASSERT_TRUE(a0.got && a1.got);
     tu_free_group(h.g);
     tu_gate_destroy(&answered);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 /* An asynchronous leader whose run fails hands the flight to a waiting
@@ -740,23 +613,21 @@ static void async_with_hooks(void)
 static void async_handoff(int exit_run)
 {
     sc_options o = {.handoff = true};
-    struct held h;
-    held_init(&h, sc_new_with(&o), "k");
-    h.fail_until = 1;
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(&o), "k");
+    h.err = EIO;
+    h.err_runs = 1;
     h.exit_run = exit_run;
     struct tu_gate answered;
     tu_gate_init(&answered);
     struct answer a = {.answered = &answered};
-    tu_parked_reset();
-    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", held_fn, &h, on_done, &a), 0);
+    CU_ASSERT_EQUAL(sc_do_async(h.g, "k", tu_held_fn, &h, on_done, &a), 0);
     tu_gate_expect(&h.runs, 1, "the kit thread never ran fn");
-    struct caller follow = {.h = &h};
-    struct tu_thread tf;
-    tu_start(&tf, call, &follow);
-    tu_parked_expect(1, "the follower never parked");
-    tu_gate_raise(&h.release, 2);
+    struct tu_caller follow = {.h = &h};
+    tu_callers_park(&follow, 1);
+    tu_held_release(&h, 2);
     tu_gate_expect(&answered, 1, "the asynchronous caller was not answered");
-    tu_join(&tf, "the follower that took over");
+    tu_callers_join(&follow, 1, "the follower that took over");
     CU_ASSERT_EQUAL(sc_drain(h.g), 0);
     CU_ASSERT_EQUAL(a.rc, EIO);
     CU_ASSERT_TRUE(a.got && a.r.fresh);
@@ -774,7 +645,7 @@ static void async_handoff(int exit_run)
     CU_ASSERT_EQUAL(s.flights, 2);
     tu_free_group(h.g);
     tu_gate_destroy(&answered);
-    held_destroy(&h);
+    tu_held_destroy(&h);
 }
 
 static void async_leader_fails_with_handoff(void)
@@ -850,15 +721,14 @@ static void shards_behave_as_one_group(void)
         for (int j = 0; j < i; j++)
             CU_ASSERT_NOT_EQUAL(l.id[i], l.id[j]);
 
-    struct held h;
-    held_init(&h, g, "k");
-    struct caller c[3];
-    struct tu_thread t[3];
-    start_flight(&h, 1, c, t, 2);
+    struct tu_held h;
+    tu_held_init(&h, g, "k");
+    struct tu_caller c[3];
+    tu_held_start(&h, c, 2);
     CU_ASSERT_EQUAL(sc_forget(g, "k"), 0); /* found in its shard */
     CU_ASSERT_EQUAL(sc_forget(g, "k"), -ENOENT);
-    tu_gate_raise(&h.release, 1);
-    join_all(t, 3);
+    tu_held_release(&h, 1);
+    tu_callers_join(c, 3, "a caller");
     for (int i = 0; i < 3; i++)
         CU_ASSERT_EQUAL(c[i].r.val, (void *)1); /* one run, shared */
     struct sc_stats s;
@@ -867,7 +737,7 @@ static void shards_behave_as_one_group(void)
     CU_ASSERT_EQUAL(s.callers, 67);
     CU_ASSERT_EQUAL(s.shared, 2);
     CU_ASSERT_EQUAL(s.in_flight, 0);
-    held_destroy(&h);
+    tu_held_destroy(&h);
     tu_free_group(g);
 }
 
