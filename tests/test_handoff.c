@@ -13,6 +13,9 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* A failed leader: without the handoff option every follower shares its
  * failure (as in Go); with it, one follower runs fn itself and the other
@@ -139,6 +142,95 @@ static void failed_leader_calls_again(void)
     tu_held_destroy(&h);
 }
 
+/*
+ * BUG 1: sc_stats().shared after a hand-off. A leader's fn fails while two
+ * followers are asleep in its flight; one takes the flight over and runs
+ * fn, which succeeds, and the other shares that run. Each caller counts
+ * once: the two runs as flights, the follower that shared as shared. The
+ * engine today counts a follower as shared when the flight ends while it
+ * sleeps, or when it reads a result it was not counted for; a follower
+ * woken for the hand-off that finds the flight already ended is neither,
+ * and shared stays 0.
+ *
+ * late: the sharer, just woken for the hand-off, is held there until the
+ * taker's call has returned, so the flight surely ends while it is awake;
+ * otherwise the two followers race as the scheduler has them.
+ */
+static void bug1_the_sharer_of_a_taken_over_run_counts(bool hooks, bool late)
+{
+    sc_options o = {.handoff = true};
+    if (hooks) {
+        o.share = tu_copy_string;
+        o.drop = tu_free_string;
+    }
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(&o), "k");
+    h.err = EIO;
+    h.err_runs = 1;
+    h.make = hooks ? tu_run_string : NULL;
+    struct tu_caller c[3];
+    tu_held_start(&h, c, 2); /* the leader in fn, both followers asleep */
+    if (late)
+        tu_hold_wakers();
+    tu_held_release(&h, 2); /* run 1 fails; the taker's run 2 succeeds */
+    if (late) {
+        tu_wakers_expect(2, "the followers never woke for the hand-off");
+        tu_release_first_waker(); /* it takes the flight over */
+        tu_gate_expect(&h.returned, 2,
+                       "the leader or the taker never returned");
+        tu_release_wakers();
+    }
+    tu_callers_join(c, 3, "a caller");
+
+    CU_ASSERT_EQUAL(c[0].rc, EIO);
+    int fresh = 0;
+    for (int i = 1; i <= 2; i++) {
+        CU_ASSERT_EQUAL(c[i].rc, 0);
+        fresh += c[i].r.fresh;
+        if (hooks) { /* a CUnit assertion is a block of its own */
+            CU_ASSERT_STRING_EQUAL(c[i].r.val, "run 2");
+        } else {
+            CU_ASSERT_PTR_EQUAL(c[i].r.val, (void *)2);
+        }
+    }
+    CU_ASSERT_EQUAL(fresh, 1); /* one took over; the other shared its run */
+    struct sc_stats s;
+    CU_ASSERT_EQUAL_FATAL(sc_stats(h.g, &s), 0);
+    printf("(flights %llu, callers %llu, shared %llu, timed out %llu) ",
+           s.flights, s.callers, s.shared, s.timed_out);
+    CU_ASSERT_EQUAL(s.flights, 2);
+    CU_ASSERT_EQUAL(s.callers, 3);
+    CU_ASSERT_EQUAL(s.shared, 1);
+    CU_ASSERT_EQUAL(s.timed_out, 0);
+    CU_ASSERT_EQUAL(s.cancelled, 0);
+    CU_ASSERT_EQUAL(s.in_flight, 0);
+    if (hooks)
+        for (int i = 0; i <= 2; i++)
+            free(c[i].r.val);
+    tu_free_group(h.g);
+    tu_held_destroy(&h);
+}
+
+static void bug1_sharer_counts(void)
+{
+    bug1_the_sharer_of_a_taken_over_run_counts(false, false);
+}
+
+static void bug1_sharer_counts_with_hooks(void)
+{
+    bug1_the_sharer_of_a_taken_over_run_counts(true, false);
+}
+
+static void bug1_late_sharer_counts(void)
+{
+    bug1_the_sharer_of_a_taken_over_run_counts(false, true);
+}
+
+static void bug1_late_sharer_counts_with_hooks(void)
+{
+    bug1_the_sharer_of_a_taken_over_run_counts(true, true);
+}
+
 int main(void)
 {
     static const struct tu_test tests[] = {
@@ -150,6 +242,14 @@ int main(void)
          handoff_needs_a_follower},
         {"handoff: the failed leader may call again at once",
          failed_leader_calls_again},
+        {"BUG 1 (stats after a hand-off): the sharer counts as shared",
+         bug1_sharer_counts},
+        {"BUG 1 (stats after a hand-off): the same, with value hooks",
+         bug1_sharer_counts_with_hooks},
+        {"BUG 1 (stats after a hand-off): the sharer wakes late",
+         bug1_late_sharer_counts},
+        {"BUG 1 (stats after a hand-off): it wakes late, with value hooks",
+         bug1_late_sharer_counts_with_hooks},
         {NULL, NULL},
     };
     return tu_run_suite("hand-off (sc_new_with)", tests);
