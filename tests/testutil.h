@@ -1,14 +1,16 @@
 /*
  * testutil.h - what the test suites share: bounded waits, a gate for
- * ordering threads, and a view into the kit's condition wait.
+ * ordering threads, a view into the kit's condition wait, and a held
+ * flight with callers lined up behind it.
  *
  * Every wait here is bounded by TU_TIMEOUT_S. A wait that runs out prints
  * "HANG: <what>" and aborts the process, so a deadlock fails the suite
  * instead of stalling it; a watchdog stops any test that runs past
  * TU_TEST_LIMIT_S, which catches a thread that deadlocks on itself.
  *
- * The tests link with ld's --wrap=pthread_cond_wait (and _broadcast), so
- * every call the kit makes to them goes through this file first. That is how a
+ * The tests link with ld's --wrap=pthread_cond_wait (and _broadcast, and
+ * syscall: the engine's followers sleep on a futex), so every call the kit
+ * makes to them goes through this file first. That is how a
  * test knows that a follower is parked (it has joined a flight and is
  * waiting for its result), how it injects spurious wake-ups, and how it
  * holds a woken follower back. The tests' own waits use
@@ -87,7 +89,7 @@ void tu_on_broadcast(void (*fn)(void));
 void tu_hold_wakers(void);
 /* Waits until n followers are held, or reports "HANG: what". */
 void tu_wakers_expect(int n, const char *what);
-/* Lets the follower that was held first go on; the others stay held. */
+/* Lets the follower held longest go on; the others stay held. */
 void tu_release_first_waker(void);
 void tu_release_wakers(void);
 
@@ -133,7 +135,7 @@ void tu_held_destroy(struct tu_held *h);
 /* The sc_fn of a held flight; its arg is the struct tu_held. A run that
  * is never released reports "HANG" instead of waiting for ever. */
 int tu_held_fn(void *arg, void **val);
-/* Lets n more runs return (run k returns once k runs are let). */
+/* Lets n more runs return: run k returns once k have been let in all. */
 void tu_held_release(struct tu_held *h, int n);
 /* Lets every run return at once, those to come included. */
 void tu_held_open(struct tu_held *h);
