@@ -159,7 +159,8 @@ void tu_caller_start(struct tu_caller *c);
 void tu_callers_join(struct tu_caller *c, int n, const char *what);
 /* Starts lead and waits until it is inside fn: its flight's next run. */
 void tu_caller_lead(struct tu_caller *lead);
-/* Starts c[0..n-1] and waits until all of them are parked in the kit. */
+/* Starts c[0..n-1] and waits until all of them are parked in the kit
+ * (counting parked followers anew, as tu_parked_reset does). */
 void tu_callers_park(struct tu_caller *c, int n);
 /* Makes c[0..n] plain callers of h, then c[0] leads and c[1..n] follow. */
 void tu_held_start(struct tu_held *h, struct tu_caller *c, int n);
