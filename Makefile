@@ -62,6 +62,7 @@ STAMPEDE  := $(wildcard demos/stampede/*.c)
 ST_OBJ    := $(STAMPEDE:demos/stampede/%.c=$(B)/obj/stampede/%.o)
 ST_CORE   := $(filter-out %/main.o,$(ST_OBJ))
 SUITES    := test_gozero test_semantics test_memory test_stress test_flight \
+             test_hooks test_handoff test_async test_shards \
              test_cancel test_trace test_timeline test_stampede
 TESTS     := $(SUITES:%=$(B)/tests/%)
 TESTUTIL  := $(B)/obj/testutil.o

@@ -63,19 +63,17 @@ static int cancel_code(struct cancel_log *l, pthread_t t, sc_event_kind kind)
     return 1;
 }
 
+/* A held flight on key "k" (testutil's tu_held), whose every run's value
+ * is the flight itself, and a gate nobody raises. */
 struct flight {
-    sc_group *g;
-    struct tu_gate started, release, never; /* never: nobody raises it */
+    struct tu_held h;     /* first: fn's arg, &f->h, is f as well */
+    struct tu_gate never; /* nobody raises it */
 };
 
-/* fn that returns once released. */
-static int cancel_held(void *arg, void **val)
+static void *cancel_the_flight_itself(struct tu_held *h, intptr_t run)
 {
-    struct flight *f = arg;
-    tu_gate_raise(&f->started, 1);
-    tu_gate_wait(&f->release, 1);
-    *val = f;
-    return 0;
+    (void)run;
+    return h;
 }
 
 /* fn that cancellation ends, in a condition wait (a cancellation point
@@ -85,55 +83,47 @@ static int cancel_blocked(void *arg, void **val)
 {
     (void)val;
     struct flight *f = arg;
-    tu_gate_raise(&f->started, 1);
+    tu_gate_raise(&f->h.runs, 1);
     tu_gate_wait(&f->never, 1);
     return ETIMEDOUT;
 }
 
-struct caller {
-    struct flight *f;
-    sc_fn fn;
-    int rc;
-    sc_result r;
-};
-
-static void *cancel_caller(void *arg)
-{
-    struct caller *c = arg;
-    c->rc = sc_do_result(c->f->g, "k", c->fn, c->f, &c->r);
-    return NULL;
-}
-
 static void cancel_flight_init(struct flight *f, const sc_options *o)
 {
-    *f = (struct flight){.g = sc_new_with(o)};
-    tu_gate_init(&f->started);
-    tu_gate_init(&f->release);
+    tu_held_init(&f->h, sc_new_with(o), "k");
+    f->h.make = cancel_the_flight_itself;
     tu_gate_init(&f->never);
 }
 
 static void cancel_flight_destroy(struct flight *f)
 {
-    tu_gate_destroy(&f->started);
-    tu_gate_destroy(&f->release);
+    tu_held_destroy(&f->h);
     tu_gate_destroy(&f->never);
 }
 
 /* lead leads and waits in fn; follow joins, parks, and is cancelled in
- * its wait; then fn is released and the leader joined (*tl). */
-static void cancel_the_follower(struct flight *f, struct caller *lead,
-                                struct caller *follow, struct tu_thread *tl)
+ * its wait; then fn is released and the leader joined. */
+static void cancel_the_follower(struct flight *f, struct tu_caller *lead,
+                                struct tu_caller *follow)
 {
-    struct tu_thread tf;
-    tu_parked_reset();
-    tu_start(tl, cancel_caller, lead);
-    tu_gate_expect(&f->started, 1, "no leader");
-    tu_start(&tf, cancel_caller, follow);
-    tu_parked_expect(1, "the follower never parked");
-    pthread_cancel(tf.id);
-    tu_join(&tf, "the cancelled follower");
-    tu_gate_raise(&f->release, 1);
-    tu_join(tl, "the leader");
+    tu_caller_lead(lead);
+    tu_callers_park(follow, 1);
+    pthread_cancel(follow->thread.id);
+    tu_callers_join(follow, 1, "the cancelled follower");
+    tu_held_open(&f->h);
+    tu_callers_join(lead, 1, "the leader");
+}
+
+/* c[0] leads in cancel_blocked, c[1..n] follow and park; then the leader
+ * is cancelled inside fn. */
+static void cancel_the_leader(struct flight *f, struct tu_caller *c, int n)
+{
+    c[0] = (struct tu_caller){.h = &f->h, .fn = cancel_blocked};
+    tu_caller_lead(&c[0]);
+    for (int i = 1; i <= n; i++)
+        c[i] = (struct tu_caller){.h = &f->h};
+    tu_callers_park(&c[1], n);
+    pthread_cancel(c[0].thread.id);
 }
 
 /* A follower cancelled in its wait leaves the group consistent: the lock
@@ -143,17 +133,15 @@ static void cancelled_follower_leaves_cleanly(void)
 {
     struct flight f;
     cancel_flight_init(&f, NULL);
-    struct caller lead = {.f = &f, .fn = cancel_held};
-    struct caller follow = {.f = &f, .fn = cancel_held};
-    struct tu_thread tl;
-    cancel_the_follower(&f, &lead, &follow, &tl);
+    struct tu_caller lead = {.h = &f.h}, follow = {.h = &f.h};
+    cancel_the_follower(&f, &lead, &follow);
     CU_ASSERT_EQUAL(lead.rc, 0);
-    CU_ASSERT_PTR_EQUAL(lead.r.val, &f);
+    CU_ASSERT_PTR_EQUAL(lead.r.val, &f.h);
     struct sc_stats s;
-    CU_ASSERT_EQUAL(sc_stats(f.g, &s), 0);
+    CU_ASSERT_EQUAL(sc_stats(f.h.g, &s), 0);
     CU_ASSERT_EQUAL(s.cancelled, 1);
     CU_ASSERT_EQUAL(s.shared, 0);
-    tu_free_group(f.g); /* the cancelled follower's reference is gone */
+    tu_free_group(f.h.g); /* the cancelled follower's reference is gone */
     cancel_flight_destroy(&f);
 }
 
@@ -166,40 +154,30 @@ static void cancelled_leader_releases_its_followers(void)
     sc_options o = {.trace = cancel_record, .trace_ctx = &log};
     struct flight f;
     cancel_flight_init(&f, &o);
-    struct caller c[N + 1];
-    struct tu_thread t[N + 1];
-    tu_parked_reset();
-    c[0] = (struct caller){.f = &f, .fn = cancel_blocked};
-    tu_start(&t[0], cancel_caller, &c[0]);
-    tu_gate_expect(&f.started, 1, "no leader");
-    for (int i = 1; i <= N; i++) {
-        c[i] = (struct caller){.f = &f, .fn = cancel_held};
-        tu_start(&t[i], cancel_caller, &c[i]);
-    }
-    tu_parked_expect(N, "followers never parked");
-    pthread_cancel(t[0].id);
-    for (int i = 0; i <= N; i++)
-        tu_join(&t[i], "a caller of the cancelled flight");
+    struct tu_caller c[N + 1];
+    cancel_the_leader(&f, c, N);
+    tu_callers_join(c, N + 1, "a caller of the cancelled flight");
     char seq[64];
-    cancel_kinds(&log, t[0].id, seq);
+    cancel_kinds(&log, c[0].thread.id, seq);
     CU_ASSERT_STRING_EQUAL(seq, "ELSCXD"); /* never returns */
-    CU_ASSERT_EQUAL(cancel_code(&log, t[0].id, SC_EV_DONE), -ECANCELED);
+    CU_ASSERT_EQUAL(cancel_code(&log, c[0].thread.id, SC_EV_DONE), -ECANCELED);
     for (int i = 1; i <= N; i++) {
         CU_ASSERT_EQUAL(c[i].rc, -ECANCELED);
-        cancel_kinds(&log, t[i].id, seq);
+        cancel_kinds(&log, c[i].thread.id, seq);
         CU_ASSERT_STRING_EQUAL(seq, "EJWr");
-        CU_ASSERT_EQUAL(cancel_code(&log, t[i].id, SC_EV_RETURN), -ECANCELED);
+        CU_ASSERT_EQUAL(cancel_code(&log, c[i].thread.id, SC_EV_RETURN),
+                        -ECANCELED);
     }
-    tu_gate_raise(&f.release, 1);
-    struct caller next = {.f = &f, .fn = cancel_held};
-    cancel_caller(&next);
+    tu_held_open(&f.h);
+    struct tu_caller next = {.h = &f.h};
+    tu_call(&next);
     CU_ASSERT_EQUAL(next.rc, 0);
     CU_ASSERT_TRUE(next.r.fresh);
     struct sc_stats s;
-    sc_stats(f.g, &s);
+    sc_stats(f.h.g, &s);
     CU_ASSERT_EQUAL(s.cancelled, N + 1); /* the leader and its followers */
     CU_ASSERT_EQUAL(s.in_flight, 0);
-    tu_free_group(f.g);
+    tu_free_group(f.h.g);
     cancel_flight_destroy(&f);
 }
 
@@ -210,45 +188,25 @@ static void cancelled_leader_hands_off(void)
     sc_options o = {.handoff = true};
     struct flight f;
     cancel_flight_init(&f, &o);
-    struct caller c[3];
-    struct tu_thread t[3];
-    tu_parked_reset();
-    c[0] = (struct caller){.f = &f, .fn = cancel_blocked};
-    tu_start(&t[0], cancel_caller, &c[0]);
-    tu_gate_expect(&f.started, 1, "no leader");
-    for (int i = 1; i <= 2; i++) {
-        c[i] = (struct caller){.f = &f, .fn = cancel_held};
-        tu_start(&t[i], cancel_caller, &c[i]);
-    }
-    tu_parked_expect(2, "followers never parked");
-    pthread_cancel(t[0].id);
-    tu_join(&t[0], "the cancelled leader");
-    tu_gate_expect(&f.started, 2, "no follower took the flight over");
-    tu_gate_raise(&f.release, 1);
+    struct tu_caller c[3];
+    cancel_the_leader(&f, c, 2);
+    tu_callers_join(&c[0], 1, "the cancelled leader");
+    tu_gate_expect(&f.h.runs, 2, "no follower took the flight over");
+    tu_held_open(&f.h);
+    tu_callers_join(&c[1], 2, "a follower");
     int fresh = 0;
     for (int i = 1; i <= 2; i++) {
-        tu_join(&t[i], "a follower");
         CU_ASSERT_EQUAL(c[i].rc, 0);
-        CU_ASSERT_PTR_EQUAL(c[i].r.val, &f);
+        CU_ASSERT_PTR_EQUAL(c[i].r.val, &f.h);
         fresh += c[i].r.fresh;
     }
     CU_ASSERT_EQUAL(fresh, 1);
     struct sc_stats s;
-    sc_stats(f.g, &s);
+    sc_stats(f.h.g, &s);
     CU_ASSERT_EQUAL(s.flights, 2);
     CU_ASSERT_EQUAL(s.cancelled, 1);
-    tu_free_group(f.g);
+    tu_free_group(f.h.g);
     cancel_flight_destroy(&f);
-}
-
-/* fn that fails once released. */
-static int cancel_fails(void *arg, void **val)
-{
-    (void)val;
-    struct flight *f = arg;
-    tu_gate_raise(&f->started, 1);
-    tu_gate_wait(&f->release, 1);
-    return EIO;
 }
 
 /* With the handoff option, a follower cancelled in its wait no longer
@@ -261,21 +219,21 @@ static void handoff_skips_a_cancelled_follower(void)
     sc_options o = {.handoff = true, .trace = cancel_record, .trace_ctx = &log};
     struct flight f;
     cancel_flight_init(&f, &o);
-    struct caller lead = {.f = &f, .fn = cancel_fails};
-    struct caller follow = {.f = &f, .fn = cancel_held};
-    struct tu_thread tl;
-    cancel_the_follower(&f, &lead, &follow, &tl);
+    f.h.err = EIO; /* the leader's run fails, the next one's not */
+    f.h.err_runs = 1;
+    struct tu_caller lead = {.h = &f.h}, follow = {.h = &f.h};
+    cancel_the_follower(&f, &lead, &follow);
     CU_ASSERT_EQUAL(lead.rc, EIO);
     char seq[64];
-    cancel_kinds(&log, tl.id, seq);
+    cancel_kinds(&log, lead.thread.id, seq);
     CU_ASSERT_STRING_EQUAL(seq, "ELSRXDr"); /* ended, not handed off */
-    CU_ASSERT_EQUAL(cancel_code(&log, tl.id, SC_EV_DONE), EIO);
-    struct caller next = {.f = &f, .fn = cancel_held};
-    cancel_caller(&next);
+    CU_ASSERT_EQUAL(cancel_code(&log, lead.thread.id, SC_EV_DONE), EIO);
+    struct tu_caller next = {.h = &f.h};
+    tu_call(&next);
     CU_ASSERT_EQUAL(next.rc, 0);
     cancel_kinds(&log, pthread_self(), seq);
     CU_ASSERT_STRING_EQUAL(seq, "ELSRXDr"); /* a flight of its own */
-    tu_free_group(f.g);
+    tu_free_group(f.h.g);
     cancel_flight_destroy(&f);
 }
 
@@ -289,7 +247,7 @@ static void cancel_sleepy_hook(const sc_event *ev, void *ctx)
 
 /* A follower with a cancel request already pending when it calls. */
 struct pending {
-    struct caller c;
+    struct tu_caller c;
     struct tu_gate go;
 };
 
@@ -299,7 +257,7 @@ static void *cancel_pending_caller(void *arg)
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     tu_gate_expect(&p->go, 1, "the go-ahead");
     pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL); /* not a point */
-    p->c.rc = sc_do_result(p->c.f->g, "k", p->c.fn, p->c.f, &p->c.r);
+    tu_call(&p->c);
     return NULL;
 }
 
@@ -311,24 +269,23 @@ static void a_hook_is_not_a_cancellation_point(void)
     sc_options o = {.trace = cancel_sleepy_hook};
     struct flight f;
     cancel_flight_init(&f, &o);
-    struct caller lead = {.f = &f, .fn = cancel_held};
-    struct pending follow = {.c = {.f = &f, .fn = cancel_held}};
+    struct tu_caller lead = {.h = &f.h};
+    struct pending follow = {.c = {.h = &f.h}};
     tu_gate_init(&follow.go);
-    struct tu_thread tl, tf;
-    tu_parked_reset();
-    tu_start(&tl, cancel_caller, &lead);
-    tu_gate_expect(&f.started, 1, "no leader");
+    struct tu_thread tf;
+    tu_caller_lead(&lead);
     tu_start(&tf, cancel_pending_caller, &follow);
     pthread_cancel(tf.id);
     tu_gate_raise(&follow.go, 1);
     tu_join(&tf, "the cancelled follower");
-    tu_gate_raise(&f.release, 1);
-    tu_join(&tl, "the leader"); /* hangs if the follower kept the lock */
+    tu_held_open(&f.h);
+    /* hangs if the follower kept the lock */
+    tu_callers_join(&lead, 1, "the leader");
     CU_ASSERT_EQUAL(lead.rc, 0);
     struct sc_stats s;
-    CU_ASSERT_EQUAL(sc_stats(f.g, &s), 0);
+    CU_ASSERT_EQUAL(sc_stats(f.h.g, &s), 0);
     CU_ASSERT_EQUAL(s.cancelled, 1);
-    tu_free_group(f.g);
+    tu_free_group(f.h.g);
     tu_gate_destroy(&follow.go);
     cancel_flight_destroy(&f);
 }

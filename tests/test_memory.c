@@ -209,46 +209,33 @@ static void map_growth_fails_cleanly(void)
 /* While a flight with followers is in progress, another key's allocation
  * failures leave it alone; when the last follower has read the result,
  * the record and the map's memory are gone. */
-struct held {
-    sc_group *g;
-    struct tu_gate entered, release;
-};
-
-static int hold(void *arg, void **val)
+static void *the_word_held(struct tu_held *h, intptr_t run)
 {
-    struct held *h = arg;
-    tu_gate_raise(&h->entered, 1);
-    tu_gate_expect(&h->release, 1, "the test never released fn");
-    *val = "held";
-    return 0;
+    (void)h;
+    (void)run;
+    return "held";
 }
 
-struct caller {
-    struct held *h;
-    int rc;
-    void *val;
-};
-
-static void *call_held(void *arg)
+/* A flight on key "held" of a port group, held in fn until the test lets
+ * it go, whose every run's value is "held". */
+static void held_init(struct tu_held *h)
 {
-    struct caller *c = arg;
-    c->rc = sc_do(c->h->g, "held", hold, c->h, &c->val);
-    return NULL;
+    tu_held_init(h, sc_new(), "held");
+    h->via = TU_VIA_DO_EX;
+    h->make = the_word_held;
 }
 
 static void failures_leave_other_flights_alone(void)
 {
     enum { N = 4 };
-    struct held h = {.g = sc_new()};
-    tu_gate_init(&h.entered);
-    tu_gate_init(&h.release);
+    struct tu_held h;
+    held_init(&h);
     long base = live_blocks();
-    struct caller c[N];
-    struct tu_thread t[N];
+    struct tu_caller c[N];
     tu_parked_reset();
     for (int i = 0; i < N; i++) {
-        c[i] = (struct caller){.h = &h};
-        tu_start(&t[i], call_held, &c[i]);
+        c[i] = (struct tu_caller){.h = &h};
+        tu_caller_start(&c[i]);
     }
     tu_parked_expect(N - 1, "followers never parked");
     int runs = 0;
@@ -260,48 +247,39 @@ static void failures_leave_other_flights_alone(void)
     }
     CU_ASSERT_EQUAL(runs, 0);
     CU_ASSERT_EQUAL(sc_free(h.g), -EBUSY);
-    tu_gate_raise(&h.release, 1);
+    tu_held_open(&h);
+    tu_callers_join(c, N, "caller of the held flight");
     for (int i = 0; i < N; i++) {
-        tu_join(&t[i], "caller of the held flight");
         CU_ASSERT_EQUAL(c[i].rc, 0);
-        CU_ASSERT_STRING_EQUAL(c[i].val, "held");
+        CU_ASSERT_STRING_EQUAL(c[i].r.val, "held");
     }
     CU_ASSERT_EQUAL(live_blocks(), base);
     tu_free_group(h.g);
-    tu_gate_destroy(&h.entered);
-    tu_gate_destroy(&h.release);
+    tu_held_destroy(&h);
 }
 
 /* Semantic 6: the record outlives its leader while a follower has yet to
  * read it, and the last reader frees it. */
 static void last_reader_frees_the_record(void)
 {
-    struct held h = {.g = sc_new()};
-    tu_gate_init(&h.entered);
-    tu_gate_init(&h.release);
+    struct tu_held h;
+    held_init(&h);
     long base = live_blocks();
-    struct caller lead = {.h = &h}, follow = {.h = &h};
-    tu_parked_reset();
-    struct tu_thread tl;
-    tu_start(&tl, call_held, &lead);
-    tu_gate_expect(&h.entered, 1, "no leader");
-    struct tu_thread tf;
-    tu_start(&tf, call_held, &follow);
-    tu_parked_expect(1, "follower never parked");
+    struct tu_caller c[2];
+    tu_held_start(&h, c, 1);
     tu_hold_wakers();
-    tu_gate_raise(&h.release, 1);
-    tu_join(&tl, "leader");
+    tu_held_open(&h);
+    tu_callers_join(&c[0], 1, "leader");
     tu_wakers_expect(1, "follower never woke");
     CU_ASSERT_EQUAL(live_blocks(), base + 1); /* the record, and only it */
     tu_release_wakers();
-    tu_join(&tf, "follower");
-    CU_ASSERT_EQUAL(lead.rc, 0);
-    CU_ASSERT_EQUAL(follow.rc, 0);
-    CU_ASSERT_PTR_EQUAL(follow.val, lead.val);
+    tu_callers_join(&c[1], 1, "follower");
+    CU_ASSERT_EQUAL(c[0].rc, 0);
+    CU_ASSERT_EQUAL(c[1].rc, 0);
+    CU_ASSERT_PTR_EQUAL(c[1].r.val, c[0].r.val);
     CU_ASSERT_EQUAL(live_blocks(), base);
     tu_free_group(h.g);
-    tu_gate_destroy(&h.entered);
-    tu_gate_destroy(&h.release);
+    tu_held_destroy(&h);
 }
 
 int main(void)

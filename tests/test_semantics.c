@@ -10,55 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A flight that the test controls: fn counts its runs, reports that it has
- * started, then blocks until the test opens `release`. */
-struct flight {
-    sc_group *g;
-    const char *key;
-    struct tu_gate runs;    /* fn has been entered this many times */
-    struct tu_gate release; /* fn may return once count > 0 */
-    int err;                /* what fn returns */
-};
-
-static void flight_init(struct flight *f, sc_group *g, const char *key)
+/* A flight that the test controls (testutil's tu_held): fn counts its
+ * runs, reports that it has started, then blocks until the test lets it
+ * go; run n's value is n. On the port, callers call sc_do_ex. */
+static void flight_init(struct tu_held *f, const char *key)
 {
-    *f = (struct flight){.g = g, .key = key};
-    tu_gate_init(&f->runs);
-    tu_gate_init(&f->release);
-}
-
-static void flight_destroy(struct flight *f)
-{
-    tu_gate_destroy(&f->runs);
-    tu_gate_destroy(&f->release);
-}
-
-/* The value of a flight's n-th run: distinct for every run. */
-static int held_fn(void *arg, void **val)
-{
-    struct flight *f = arg;
-    pthread_mutex_lock(&f->runs.mu);
-    intptr_t run = ++f->runs.count;
-    pthread_cond_broadcast(&f->runs.cv);
-    pthread_mutex_unlock(&f->runs.mu);
-    tu_gate_expect(&f->release, 1, "the test never released fn");
-    *val = (void *)run;
-    return f->err;
-}
-
-struct caller {
-    struct flight *f;
-    void *val;
-    int rc;
-    bool fresh;
-};
-
-static void *call(void *arg)
-{
-    struct caller *c = arg;
-    c->val = NULL;
-    c->rc = sc_do_ex(c->f->g, c->f->key, held_fn, c->f, &c->val, &c->fresh);
-    return NULL;
+    tu_held_init(f, sc_new(), key);
+    f->via = TU_VIA_DO_EX;
 }
 
 /* Semantic 1: while fn runs, other callers of the key wait and share its
@@ -66,48 +24,47 @@ static void *call(void *arg)
 static void one_flight_shares_error(void)
 {
     enum { N = 8 };
-    struct flight f;
-    flight_init(&f, sc_new(), "k");
+    struct tu_held f;
+    flight_init(&f, "k");
     f.err = ENOENT;
-    struct caller c[N];
-    struct tu_thread t[N];
+    struct tu_caller c[N];
     tu_parked_reset();
     for (int i = 0; i < N; i++) {
-        c[i] = (struct caller){.f = &f};
-        tu_start(&t[i], call, &c[i]);
+        c[i] = (struct tu_caller){.h = &f};
+        tu_caller_start(&c[i]);
     }
     tu_gate_expect(&f.runs, 1, "no leader");
     tu_parked_expect(N - 1, "followers never parked");
-    tu_gate_raise(&f.release, 1);
+    tu_held_open(&f);
+    tu_callers_join(c, N, "caller");
     int fresh = 0;
     for (int i = 0; i < N; i++) {
-        tu_join(&t[i], "caller");
         CU_ASSERT_EQUAL(c[i].rc, ENOENT);
-        CU_ASSERT_PTR_EQUAL(c[i].val, (void *)1);
-        fresh += c[i].fresh;
+        CU_ASSERT_PTR_EQUAL(c[i].r.val, (void *)1);
+        fresh += c[i].r.fresh;
     }
     CU_ASSERT_EQUAL(f.runs.count, 1);
     CU_ASSERT_EQUAL(fresh, 1);
     tu_free_group(f.g);
-    flight_destroy(&f);
+    tu_held_destroy(&f);
 }
 
 /* Semantic 2: no caching. Calls one after another each run fn. */
 static void no_caching_in_sequence(void)
 {
-    struct flight f;
-    flight_init(&f, sc_new(), "k");
-    tu_gate_raise(&f.release, 1);
-    struct caller a = {.f = &f}, b = {.f = &f};
-    call(&a);
-    call(&b);
+    struct tu_held f;
+    flight_init(&f, "k");
+    tu_held_open(&f);
+    struct tu_caller a = {.h = &f}, b = {.h = &f};
+    tu_call(&a);
+    tu_call(&b);
     CU_ASSERT_EQUAL(a.rc, 0);
     CU_ASSERT_EQUAL(b.rc, 0);
-    CU_ASSERT_PTR_EQUAL(a.val, (void *)1);
-    CU_ASSERT_PTR_EQUAL(b.val, (void *)2);
-    CU_ASSERT_TRUE(a.fresh && b.fresh);
+    CU_ASSERT_PTR_EQUAL(a.r.val, (void *)1);
+    CU_ASSERT_PTR_EQUAL(b.r.val, (void *)2);
+    CU_ASSERT_TRUE(a.r.fresh && b.r.fresh);
     tu_free_group(f.g);
-    flight_destroy(&f);
+    tu_held_destroy(&f);
 }
 
 /* Semantics 2 and 6: once the leader has returned, its flight is out of the
@@ -116,33 +73,28 @@ static void no_caching_in_sequence(void)
  * group is still busy. */
 static void late_caller_starts_new_flight(void)
 {
-    struct flight f;
-    flight_init(&f, sc_new(), "k");
-    struct caller lead = {.f = &f}, follow = {.f = &f}, late = {.f = &f};
-    tu_parked_reset();
-    struct tu_thread tl;
-    tu_start(&tl, call, &lead);
-    tu_gate_expect(&f.runs, 1, "no leader");
-    struct tu_thread tf;
-    tu_start(&tf, call, &follow);
-    tu_parked_expect(1, "follower never parked");
+    struct tu_held f;
+    flight_init(&f, "k");
+    struct tu_caller lead = {.h = &f}, follow = {.h = &f}, late = {.h = &f};
+    tu_caller_lead(&lead);
+    tu_callers_park(&follow, 1);
     tu_hold_wakers();
-    tu_gate_raise(&f.release, 1);
-    tu_join(&tl, "leader");
+    tu_held_open(&f);
+    tu_callers_join(&lead, 1, "leader");
     tu_wakers_expect(1, "follower never woke");
-    call(&late);
+    tu_call(&late);
     CU_ASSERT_EQUAL(sc_free(f.g), -EBUSY); /* the follower has yet to read */
     tu_release_wakers();
-    tu_join(&tf, "follower");
+    tu_callers_join(&follow, 1, "follower");
     CU_ASSERT_EQUAL(f.runs.count, 2);
-    CU_ASSERT_TRUE(lead.fresh);
-    CU_ASSERT_FALSE(follow.fresh);
-    CU_ASSERT_TRUE(late.fresh);
-    CU_ASSERT_PTR_EQUAL(lead.val, (void *)1);
-    CU_ASSERT_PTR_EQUAL(follow.val, (void *)1);
-    CU_ASSERT_PTR_EQUAL(late.val, (void *)2);
+    CU_ASSERT_TRUE(lead.r.fresh);
+    CU_ASSERT_FALSE(follow.r.fresh);
+    CU_ASSERT_TRUE(late.r.fresh);
+    CU_ASSERT_PTR_EQUAL(lead.r.val, (void *)1);
+    CU_ASSERT_PTR_EQUAL(follow.r.val, (void *)1);
+    CU_ASSERT_PTR_EQUAL(late.r.val, (void *)2);
     tu_free_group(f.g);
-    flight_destroy(&f);
+    tu_held_destroy(&f);
 }
 
 /* Meets `parties` threads, then returns how many had arrived: fewer than
@@ -262,7 +214,7 @@ static void empty_and_long_keys(void)
  * leader's key buffer; a follower with the same key in another buffer must
  * still find the flight, and a caller with the scribbled text must not. */
 struct scribble {
-    struct flight f;
+    struct tu_held f;
     char *buf;
     int rc;
 };
@@ -271,7 +223,7 @@ static int scribble_then_hold(void *arg, void **val)
 {
     struct scribble *s = arg;
     memset(s->buf, 'x', strlen(s->buf));
-    return held_fn(&s->f, val);
+    return tu_held_fn(&s->f, val);
 }
 
 static void *call_scribbling(void *arg)
@@ -286,28 +238,25 @@ static void key_is_copied(void)
 {
     char buf[] = "key";
     struct scribble s = {.buf = buf};
-    flight_init(&s.f, sc_new(), "key");
-    tu_parked_reset();
+    flight_init(&s.f, "key");
     struct tu_thread tl;
     tu_start(&tl, call_scribbling, &s);
     tu_gate_expect(&s.f.runs, 1, "no leader");
     CU_ASSERT_STRING_EQUAL(buf, "xxx");
-    struct caller follow = {.f = &s.f};
-    struct tu_thread tf;
-    tu_start(&tf, call, &follow);
-    tu_parked_expect(1, "follower with an equal key never joined");
+    struct tu_caller follow = {.h = &s.f};
+    tu_callers_park(&follow, 1); /* an equal key in another buffer */
     void *v = NULL;
     CU_ASSERT_EQUAL(sc_do(s.f.g, "xxx", echo_arg, "own flight", &v), 0);
     CU_ASSERT_STRING_EQUAL(v, "own flight");
-    tu_gate_raise(&s.f.release, 1);
+    tu_held_open(&s.f);
     tu_join(&tl, "leader");
-    tu_join(&tf, "follower");
+    tu_callers_join(&follow, 1, "follower");
     CU_ASSERT_EQUAL(s.rc, 0);
     CU_ASSERT_EQUAL(follow.rc, 0);
-    CU_ASSERT_FALSE(follow.fresh);
+    CU_ASSERT_FALSE(follow.r.fresh);
     CU_ASSERT_EQUAL(s.f.runs.count, 1);
     tu_free_group(s.f.g);
-    flight_destroy(&s.f);
+    tu_held_destroy(&s.f);
 }
 
 /* Semantic 5: keys are compared in full, not by prefix. */
@@ -324,29 +273,28 @@ static void prefix_keys_are_distinct(void)
 static void spurious_wakeups_are_ignored(void)
 {
     enum { N = 4 };
-    struct flight f;
-    flight_init(&f, sc_new(), "k");
+    struct tu_held f;
+    flight_init(&f, "k");
     f.err = EXDEV; /* no other test's result: stale memory cannot pass */
-    struct caller c[N];
-    struct tu_thread t[N];
+    struct tu_caller c[N];
     tu_parked_reset();
     tu_spurious(1000);
     for (int i = 0; i < N; i++) {
-        c[i] = (struct caller){.f = &f};
-        tu_start(&t[i], call, &c[i]);
+        c[i] = (struct tu_caller){.h = &f};
+        tu_caller_start(&c[i]);
     }
     tu_gate_expect(&f.runs, 1, "no leader");
     tu_parked_expect(N - 1, "followers never parked");
-    tu_gate_raise(&f.release, 1);
+    tu_held_open(&f);
+    tu_callers_join(c, N, "caller");
     for (int i = 0; i < N; i++) {
-        tu_join(&t[i], "caller");
         CU_ASSERT_EQUAL(c[i].rc, EXDEV);
-        CU_ASSERT_PTR_EQUAL(c[i].val, (void *)1);
+        CU_ASSERT_PTR_EQUAL(c[i].r.val, (void *)1);
     }
     tu_spurious(0);
     CU_ASSERT_EQUAL(f.runs.count, 1);
     tu_free_group(f.g); /* semantic 6: every record is gone */
-    flight_destroy(&f);
+    tu_held_destroy(&f);
 }
 
 static int never_run(void *arg, void **val)
@@ -400,18 +348,16 @@ static void codes_pass_through(void)
 static void free_null_and_busy(void)
 {
     CU_ASSERT_EQUAL(sc_free(NULL), 0);
-    struct flight f;
-    flight_init(&f, sc_new(), "k");
-    struct caller lead = {.f = &f};
-    struct tu_thread t;
-    tu_start(&t, call, &lead);
-    tu_gate_expect(&f.runs, 1, "no leader");
+    struct tu_held f;
+    flight_init(&f, "k");
+    struct tu_caller lead;
+    tu_held_start(&f, &lead, 0);
     CU_ASSERT_EQUAL(sc_free(f.g), -EBUSY);
-    tu_gate_raise(&f.release, 1);
-    tu_join(&t, "leader");
+    tu_held_open(&f);
+    tu_callers_join(&lead, 1, "leader");
     CU_ASSERT_EQUAL(lead.rc, 0);
     tu_free_group(f.g);
-    flight_destroy(&f);
+    tu_held_destroy(&f);
 }
 
 int main(void)

@@ -80,12 +80,12 @@ static void on_publish(void)
     self->published[self->unpublished] = tick(self->s);
 }
 
-/* The same for the full engine, told by its trace hook: the leader
- * reports DONE under the group's lock, where the port broadcasts. */
+/* The same for the full engine, told by its trace hook: the leader reports
+ * DONE (or HANDOFF, its failed run's end) under the lock, as the port does. */
 static void on_event(const sc_event *ev, void *ctx)
 {
     (void)ctx;
-    if (ev->kind == SC_EV_DONE)
+    if (ev->kind == SC_EV_DONE || ev->kind == SC_EV_HANDOFF)
         on_publish();
 }
 
@@ -119,7 +119,7 @@ static int leader_fn(void *arg, void **val)
     uint64_t v =
         ((uint64_t)w->id << (SEQ_BITS + KEY_BITS)) | (seq << KEY_BITS) | c->key;
     *val = (void *)(uintptr_t)v;
-    return seq % 7 == 0 ? EIO : 0; /* some flights fail: all share it */
+    return seq % 7 == 0 ? EIO : 0; /* shared, or handed on */
 }
 
 static void *work(void *arg)
@@ -173,15 +173,37 @@ static void join_watching(struct stress *s, struct tu_thread *t, unsigned limit)
     }
 }
 
+/*
+ * An engine group's counters after a stress (BUG 1's invariant): every
+ * caller ran fn (a flight: a leader, or a follower that took a failed
+ * flight over), shared another caller's run, or timed out (none here: no
+ * deadlines). cancelled stays out of the sum, as a cancelled leader counts
+ * as a flight and as cancelled both; nothing is cancelled here, so it is 0.
+ */
+static void counters_add_up(sc_group *g, size_t calls, size_t runs)
+{
+    struct sc_stats st;
+    if (sc_stats(g, &st) == -ENOTSUP)
+        return; /* the port keeps no counters */
+    printf("(stats: %llu callers, %llu flights, %llu shared, %llu timed out, "
+           "%llu cancelled) ",
+           st.callers, st.flights, st.shared, st.timed_out, st.cancelled);
+    CU_ASSERT_EQUAL(st.callers, calls);
+    CU_ASSERT_EQUAL(st.flights, runs);
+    CU_ASSERT_EQUAL(st.callers, st.flights + st.shared + st.timed_out);
+    CU_ASSERT_EQUAL(st.cancelled, 0);
+    CU_ASSERT_EQUAL(st.in_flight, 0);
+}
+
 /* stamps: the group tells when a flight is published (the port's
- * broadcast seam, or the engine's DONE event), so stale results can be
+ * broadcast seam, or the engine's DONE or HANDOFF), so stale results can be
  * counted; without a hook the engine's followers take a faster path,
  * which is then stressed without that one check. */
-static void stress(sc_group *g, bool stamps)
+static void stress(sc_group *g, bool stamps, unsigned nkeys)
 {
     unsigned nthreads = env_or("SC_STRESS_THREADS", 32);
     unsigned ncalls = env_or("SC_STRESS_CALLS", 200000);
-    struct stress s = {.g = g, .nkeys = env_or("SC_STRESS_KEYS", 256)};
+    struct stress s = {.g = g, .nkeys = env_or("SC_STRESS_KEYS", nkeys)};
     CU_ASSERT_FATAL(s.g != NULL && s.nkeys < (1u << KEY_BITS) &&
                     nthreads < 256 && ncalls / nthreads < (1u << SEQ_BITS));
     s.keys = calloc(s.nkeys, sizeof *s.keys);
@@ -261,6 +283,7 @@ static void stress(sc_group *g, bool stamps)
     CU_ASSERT_EQUAL(stale, 0); /* no result older than its caller's call */
     if (nthreads >= 4)         /* followers did share: the test has teeth */
         CU_ASSERT(calls > flights);
+    counters_add_up(s.g, calls, flights);
     tu_free_group(s.g);
 
     for (unsigned i = 0; i < nthreads; i++) {
@@ -284,17 +307,35 @@ static void stress(sc_group *g, bool stamps)
 
 static void stress_port(void)
 {
-    stress(sc_new(), true);
+    stress(sc_new(), true, 256);
 }
 
 static void stress_sharded_engine(void)
 {
-    stress(sc_new_with(&(sc_options){.shards = 8, .trace = on_event}), true);
+    sc_options o = {.shards = 8, .trace = on_event};
+    stress(sc_new_with(&o), true, 256);
 }
 
 static void stress_quiet_engine(void)
 {
-    stress(sc_new_with(NULL), false);
+    stress(sc_new_with(NULL), false, 256);
+}
+
+/* With hand-off, a flight whose run fails (one in seven) passes to one of
+ * its followers, which runs fn again: every run still has one fresh caller,
+ * its own value and code. BUG 1: the counters must still add up. Sixteen
+ * keys, so that most flights have followers to hand a failure to: with 256,
+ * hand-offs are rare, and today's miscount does not show in every run. */
+static void stress_sharded_engine_handoff(void)
+{
+    sc_options o = {.shards = 8, .trace = on_event, .handoff = true};
+    stress(sc_new_with(&o), true, 16);
+}
+
+static void stress_quiet_engine_handoff(void)
+{
+    sc_options o = {.handoff = true};
+    stress(sc_new_with(&o), false, 16);
 }
 
 int main(void)
@@ -311,8 +352,14 @@ int main(void)
     static const struct tu_test tests[] = {
         {"port: every flight has fn once, one fresh caller, its result",
          stress_port},
-        {"engine, 8 shards: the same", stress_sharded_engine},
-        {"engine, no hooks: the same but stale results", stress_quiet_engine},
+        {"engine, 8 shards: the same; its counters add up",
+         stress_sharded_engine},
+        {"engine, no hooks: the same but stale results; counters add up",
+         stress_quiet_engine},
+        {"BUG 1 invariant, handoff, 8 shards: the same; counters add up",
+         stress_sharded_engine_handoff},
+        {"BUG 1 invariant, handoff, no hooks: the same; counters add up",
+         stress_quiet_engine_handoff},
         {NULL, NULL},
     };
     return tu_run_suite("stress", tests);

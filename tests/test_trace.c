@@ -125,161 +125,98 @@ static void alone_leader_reports_its_whole_way(void)
     pthread_mutex_destroy(&l.mu);
 }
 
-struct flight {
-    sc_group *g;
-    struct tu_gate started, release;
-    int err; /* what fn returns */
-};
-
-static int held(void *arg, void **val)
+/* A held flight on key "k" whose every run returns err. */
+static void flight_init(struct tu_held *f, sc_group *g, int err)
 {
-    struct flight *f = arg;
-    tu_gate_raise(&f->started, 1);
-    tu_gate_expect(&f->release, 1, "release");
-    *val = f;
-    return f->err;
+    tu_held_init(f, g, "k");
+    f->err = err;
 }
 
-struct caller {
-    struct flight *f;
-    const struct timespec *deadline;
-    int rc;
-    sc_result r;
-};
-
-static void *call(void *arg)
+static void end_test(struct tu_held *f, struct log *l)
 {
-    struct caller *c = arg;
-    c->rc = sc_do_until(c->f->g, "k", held, c->f, c->deadline, &c->r);
-    return NULL;
-}
-
-static void flight_init(struct flight *f, sc_group *g, int err)
-{
-    *f = (struct flight){.g = g, .err = err};
-    tu_gate_init(&f->started);
-    tu_gate_init(&f->release);
-}
-
-static void flight_destroy(struct flight *f)
-{
-    tu_gate_destroy(&f->started);
-    tu_gate_destroy(&f->release);
-}
-
-/* Starts a leader alone on f's key and waits until it is in fn. */
-static void lead_alone(struct flight *f, struct caller *lead,
-                       struct tu_thread *t)
-{
-    *lead = (struct caller){.f = f};
-    tu_start(t, call, lead);
-    tu_gate_expect(&f->started, 1, "the leader in fn");
-}
-
-static void end_test(struct flight *f, struct log *l)
-{
-    flight_destroy(f);
+    tu_held_destroy(f);
     tu_free_group(f->g);
     pthread_mutex_destroy(&l->mu);
-}
-
-/* A leader, then two followers parked on its flight. */
-static void start_three(struct flight *f, struct caller c[3],
-                        struct tu_thread t[3])
-{
-    for (int i = 0; i < 3; i++)
-        c[i] = (struct caller){.f = f};
-    tu_parked_reset();
-    tu_start(&t[0], call, &c[0]);
-    tu_gate_expect(&f->started, 1, "the leader in fn");
-    tu_start(&t[1], call, &c[1]);
-    tu_start(&t[2], call, &c[2]);
-    tu_parked_expect(2, "two followers");
 }
 
 static void followers_wake_after_done(void)
 {
     struct log l;
-    struct flight f;
-    struct caller c[3];
-    struct tu_thread t[3];
+    struct tu_held f;
+    struct tu_caller c[3];
     flight_init(&f, traced_group(&l, false), 0);
-    start_three(&f, c, t);
-    tu_gate_raise(&f.release, 1);
-    for (int i = 0; i < 3; i++)
-        tu_join(&t[i], "a caller");
+    tu_held_start(&f, c, 2);
+    tu_held_open(&f);
+    tu_callers_join(c, 3, "a caller");
     char seq[32];
-    kinds_of(&l, t[0].id, seq, sizeof seq);
+    kinds_of(&l, c[0].thread.id, seq, sizeof seq);
     CU_ASSERT_STRING_EQUAL(seq, "ELSRXDr");
-    int done = find(&l, t[0].id, SC_EV_DONE, 0);
+    int done = find(&l, c[0].thread.id, SC_EV_DONE, 0);
     for (int i = 1; i < 3; i++) {
-        kinds_of(&l, t[i].id, seq, sizeof seq);
+        kinds_of(&l, c[i].thread.id, seq, sizeof seq);
         CU_ASSERT_STRING_EQUAL(seq, "EJWr");
-        int wake = find(&l, t[i].id, SC_EV_WAKE, 0);
+        int wake = find(&l, c[i].thread.id, SC_EV_WAKE, 0);
         CU_ASSERT(wake > done);
-        const sc_event *ret = event_of(&l, t[i].id, SC_EV_RETURN);
+        const sc_event *ret = event_of(&l, c[i].thread.id, SC_EV_RETURN);
         CU_ASSERT_FALSE(ret->fresh);
         CU_ASSERT_TRUE(ret->shared);
         CU_ASSERT_EQUAL(ret->flight, 1UL);
     }
-    CU_ASSERT_TRUE(event_of(&l, t[0].id, SC_EV_RETURN)->shared);
+    CU_ASSERT_TRUE(event_of(&l, c[0].thread.id, SC_EV_RETURN)->shared);
     end_test(&f, &l);
 }
 
 static void an_error_is_reported_where_it_happens(void)
 {
     struct log l;
-    struct flight f;
-    struct caller c[3];
-    struct tu_thread t[3];
+    struct tu_held f;
+    struct tu_caller c[3];
     flight_init(&f, traced_group(&l, false), EIO);
-    start_three(&f, c, t);
-    tu_gate_raise(&f.release, 1);
+    tu_held_start(&f, c, 2);
+    tu_held_open(&f);
+    tu_callers_join(c, 3, "a caller");
+    CU_ASSERT_EQUAL(event_of(&l, c[0].thread.id, SC_EV_FN_RETURN)->code, EIO);
+    CU_ASSERT_EQUAL(event_of(&l, c[0].thread.id, SC_EV_DONE)->code, EIO);
     for (int i = 0; i < 3; i++)
-        tu_join(&t[i], "a caller");
-    CU_ASSERT_EQUAL(event_of(&l, t[0].id, SC_EV_FN_RETURN)->code, EIO);
-    CU_ASSERT_EQUAL(event_of(&l, t[0].id, SC_EV_DONE)->code, EIO);
-    for (int i = 0; i < 3; i++)
-        CU_ASSERT_EQUAL(event_of(&l, t[i].id, SC_EV_RETURN)->code, EIO);
+        CU_ASSERT_EQUAL(event_of(&l, c[i].thread.id, SC_EV_RETURN)->code, EIO);
     end_test(&f, &l);
 }
 
 static void a_timed_out_follower_says_so(void)
 {
     struct log l;
-    struct flight f;
+    struct tu_held f;
     flight_init(&f, traced_group(&l, false), 0);
-    struct caller lead;
-    struct tu_thread t;
-    lead_alone(&f, &lead, &t);
+    struct tu_caller lead;
+    tu_held_start(&f, &lead, 0);
     struct timespec past = {0, 0};
     sc_result r;
-    CU_ASSERT_EQUAL(sc_do_until(f.g, "k", held, &f, &past, &r), -ETIMEDOUT);
+    CU_ASSERT_EQUAL(sc_do_until(f.g, "k", tu_held_fn, &f, &past, &r),
+                    -ETIMEDOUT);
     char seq[32];
     kinds_of(&l, pthread_self(), seq, sizeof seq);
     CU_ASSERT_STRING_EQUAL(seq, "EJTr");
     CU_ASSERT_EQUAL(event_of(&l, pthread_self(), SC_EV_RETURN)->code,
                     -ETIMEDOUT);
-    tu_gate_raise(&f.release, 1);
-    tu_join(&t, "the leader");
+    tu_held_open(&f);
+    tu_callers_join(&lead, 1, "the leader");
     end_test(&f, &l);
 }
 
 static void forget_deletes_once(void)
 {
     struct log l;
-    struct flight f;
+    struct tu_held f;
     flight_init(&f, traced_group(&l, false), 0);
-    struct caller lead;
-    struct tu_thread t;
-    lead_alone(&f, &lead, &t);
+    struct tu_caller lead;
+    tu_held_start(&f, &lead, 0);
     CU_ASSERT_EQUAL(sc_forget(f.g, "k"), 0);
     char seq[32];
     kinds_of(&l, pthread_self(), seq, sizeof seq);
     CU_ASSERT_STRING_EQUAL(seq, "X");
-    tu_gate_raise(&f.release, 1);
-    tu_join(&t, "the leader");
-    kinds_of(&l, t.id, seq, sizeof seq);
+    tu_held_open(&f);
+    tu_callers_join(&lead, 1, "the leader");
+    kinds_of(&l, lead.thread.id, seq, sizeof seq);
     CU_ASSERT_STRING_EQUAL(seq, "ELSRDr"); /* no second delete */
     end_test(&f, &l);
 }
@@ -287,23 +224,21 @@ static void forget_deletes_once(void)
 static void a_handoff_makes_a_follower_lead(void)
 {
     struct log l;
-    struct flight f;
-    struct caller c[3];
-    struct tu_thread t[3];
+    struct tu_held f;
+    struct tu_caller c[3];
     flight_init(&f, traced_group(&l, true), EIO);
-    start_three(&f, c, t);
-    tu_gate_raise(&f.release, 1); /* every run of held fails */
-    for (int i = 0; i < 3; i++)
-        tu_join(&t[i], "a caller");
+    tu_held_start(&f, c, 2);
+    tu_held_open(&f); /* every run fails */
+    tu_callers_join(c, 3, "a caller");
     char seq[32];
-    kinds_of(&l, t[0].id, seq, sizeof seq);
+    kinds_of(&l, c[0].thread.id, seq, sizeof seq);
     CU_ASSERT_STRING_EQUAL(seq, "ELSRHr");
-    CU_ASSERT_EQUAL(event_of(&l, t[0].id, SC_EV_HANDOFF)->code, EIO);
+    CU_ASSERT_EQUAL(event_of(&l, c[0].thread.id, SC_EV_HANDOFF)->code, EIO);
     /* one follower took the flight, the other took it from that one, and
      * the last run ended the flight */
     char a[32], b[32];
-    kinds_of(&l, t[1].id, a, sizeof a);
-    kinds_of(&l, t[2].id, b, sizeof b);
+    kinds_of(&l, c[1].thread.id, a, sizeof a);
+    kinds_of(&l, c[2].thread.id, b, sizeof b);
     bool first_took = strcmp(a, "EJWLSRHr") == 0;
     CU_ASSERT_STRING_EQUAL(first_took ? a : b, "EJWLSRHr");
     CU_ASSERT_STRING_EQUAL(first_took ? b : a, "EJWLSRXDr");
@@ -353,16 +288,16 @@ static void answered(void *arg, int rc, const sc_result *r)
 static void async_return_comes_with_the_answer(void)
 {
     struct log l;
-    struct flight f;
+    struct tu_held f;
     flight_init(&f, traced_group(&l, false), 0);
     struct answer a = {.rc = -1};
     tu_gate_init(&a.got);
-    CU_ASSERT_EQUAL(sc_do_async(f.g, "k", held, &f, answered, &a), 0);
-    tu_gate_expect(&f.started, 1, "the kit thread in fn");
+    CU_ASSERT_EQUAL(sc_do_async(f.g, "k", tu_held_fn, &f, answered, &a), 0);
+    tu_gate_expect(&f.runs, 1, "the kit thread in fn");
     char seq[32];
     kinds_of(&l, pthread_self(), seq, sizeof seq);
     CU_ASSERT_STRING_EQUAL(seq, "EL"); /* fn runs elsewhere */
-    tu_gate_raise(&f.release, 1);
+    tu_held_open(&f);
     tu_gate_expect(&a.got, 1, "the answer");
     CU_ASSERT_EQUAL(sc_drain(f.g), 0);
     const struct logged *ret = NULL; /* the only RETURN */
@@ -402,23 +337,22 @@ static void free_group(void *arg, int rc, const sc_result *r)
 static void a_done_callback_may_free_the_group(void)
 {
     struct log l;
-    struct flight f;
+    struct tu_held f;
     flight_init(&f, traced_group(&l, false), 0);
-    struct caller lead;
-    struct tu_thread t;
-    lead_alone(&f, &lead, &t);
+    struct tu_caller lead;
+    tu_held_start(&f, &lead, 0);
     struct freer x = {.g = f.g, .rc = 1};
     tu_gate_init(&x.got);
-    CU_ASSERT_EQUAL(sc_do_async(f.g, "k", held, &f, free_group, &x), 0);
-    tu_gate_raise(&f.release, 1);
-    tu_join(&t, "the leader");
+    CU_ASSERT_EQUAL(sc_do_async(f.g, "k", tu_held_fn, &f, free_group, &x), 0);
+    tu_held_open(&f);
+    tu_callers_join(&lead, 1, "the leader");
     tu_gate_expect(&x.got, 1, "the callback");
     CU_ASSERT_EQUAL(x.rc, 0); /* the group is gone */
     CU_ASSERT_EQUAL(lead.rc, 0);
     CU_ASSERT_EQUAL(l.at[l.n - 1].ev.kind, SC_EV_RETURN); /* told after */
     CU_ASSERT_TRUE(l.at[l.n - 1].ev.fresh);
     tu_gate_destroy(&x.got);
-    flight_destroy(&f);
+    tu_held_destroy(&f);
     pthread_mutex_destroy(&l.mu);
 }
 
@@ -459,29 +393,25 @@ static void async_waiter_keeps_its_own_key(void)
     pthread_mutex_init(&x.l.mu, NULL);
     tu_gate_init(&x.follower_back);
     sc_options o = {.trace = hold_async_return, .trace_ctx = &x};
-    struct flight f;
+    struct tu_held f;
     flight_init(&f, sc_new_with(&o), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f.g);
-    struct caller lead = {.f = &f}, follow = {.f = &f};
-    struct tu_thread tl, tf;
-    tu_parked_reset();
-    tu_start(&tl, call, &lead);
-    tu_gate_expect(&f.started, 1, "the leader in fn");
+    struct tu_caller lead = {.h = &f}, follow = {.h = &f};
+    tu_caller_lead(&lead);
     struct answer a = {.rc = -1};
     tu_gate_init(&a.got);
-    CU_ASSERT_EQUAL(sc_do_async(f.g, "k", held, &f, answered, &a), 0);
-    tu_start(&tf, call, &follow);
-    tu_parked_expect(1, "the follower");
-    tu_gate_raise(&f.release, 1);
-    tu_join(&tl, "the leader");
-    tu_join(&tf, "the follower");
+    CU_ASSERT_EQUAL(sc_do_async(f.g, "k", tu_held_fn, &f, answered, &a), 0);
+    tu_callers_park(&follow, 1);
+    tu_held_open(&f);
+    tu_callers_join(&lead, 1, "the leader");
+    tu_callers_join(&follow, 1, "the follower");
     tu_gate_expect(&a.got, 1, "the answer");
     CU_ASSERT_TRUE(x.held); /* the follower returned first */
     CU_ASSERT_STRING_EQUAL(x.key, "k");
     CU_ASSERT_EQUAL(a.rc, 0);
     tu_gate_destroy(&a.got);
     tu_gate_destroy(&x.follower_back);
-    flight_destroy(&f);
+    tu_held_destroy(&f);
     tu_free_group(f.g);
     pthread_mutex_destroy(&x.l.mu);
 }

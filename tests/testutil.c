@@ -11,7 +11,11 @@
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+/* Enough to let through every waiter a test can have. */
+enum { ALL = 1 << 20 };
 
 static void hang(const char *what)
 {
@@ -94,6 +98,16 @@ void tu_gate_raise(struct tu_gate *g, int by)
     g->count += by;
     pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);
+}
+
+/* tu_gate_raise by one, returning the new count: a ticket, or a number. */
+static int gate_take(struct tu_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    int count = ++g->count;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    return count;
 }
 
 bool tu_gate_wait(struct tu_gate *g, int n)
@@ -190,10 +204,11 @@ static bool to_hold(void)
     return hold;
 }
 
+/* Held followers go on in the order they came: each waits for its turn. */
 static void hold_here(void)
 {
-    tu_gate_raise(&held, 1);
-    tu_gate_expect(&unheld, 1, "the test never released a held follower");
+    int turn = gate_take(&held);
+    tu_gate_expect(&unheld, turn, "the test never released a held follower");
 }
 
 static void woken(void)
@@ -298,12 +313,150 @@ void tu_wakers_expect(int n, const char *what)
     tu_gate_expect(&held, n, what);
 }
 
+void tu_release_first_waker(void)
+{
+    tu_gate_raise(&unheld, 1);
+}
+
 void tu_release_wakers(void)
 {
     pthread_mutex_lock(&parked.mu);
     holding = false;
     pthread_mutex_unlock(&parked.mu);
-    tu_gate_raise(&unheld, 1);
+    tu_gate_raise(&unheld, ALL);
+}
+
+void tu_held_init(struct tu_held *h, sc_group *g, const char *key)
+{
+    *h = (struct tu_held){.g = g, .key = key};
+    tu_gate_init(&h->runs);
+    tu_gate_init(&h->release);
+    tu_gate_init(&h->returned);
+}
+
+void tu_held_destroy(struct tu_held *h)
+{
+    tu_gate_destroy(&h->runs);
+    tu_gate_destroy(&h->release);
+    tu_gate_destroy(&h->returned);
+}
+
+int tu_held_fn(void *arg, void **val)
+{
+    struct tu_held *h = arg;
+    int run = gate_take(&h->runs);
+    tu_gate_expect(&h->release, run, "the test never released fn");
+    if (run == h->exit_run)
+        pthread_exit(NULL);
+    *val = h->make != NULL ? h->make(h, run) : (void *)(intptr_t)run;
+    return h->err_runs == 0 || run <= h->err_runs ? h->err : 0;
+}
+
+void tu_held_release(struct tu_held *h, int n)
+{
+    tu_gate_raise(&h->release, n);
+}
+
+void tu_held_open(struct tu_held *h)
+{
+    tu_gate_raise(&h->release, ALL);
+}
+
+void tu_call(struct tu_caller *c)
+{
+    struct tu_held *h = c->h;
+    sc_fn fn = c->fn != NULL ? c->fn : tu_held_fn;
+    if (h->via == TU_VIA_DO_EX) {
+        c->r = (sc_result){0};
+        c->rc = sc_do_ex(h->g, h->key, fn, h, &c->r.val, &c->r.fresh);
+    } else {
+        c->rc = sc_do_until(h->g, h->key, fn, h, c->deadline, &c->r);
+    }
+    tu_gate_raise(&h->returned, 1);
+}
+
+static void *call_on_own_thread(void *arg)
+{
+    tu_call(arg);
+    return NULL;
+}
+
+void tu_caller_start(struct tu_caller *c)
+{
+    tu_start(&c->thread, call_on_own_thread, c);
+}
+
+void tu_callers_join(struct tu_caller *c, int n, const char *what)
+{
+    for (int i = 0; i < n; i++)
+        tu_join(&c[i].thread, what);
+}
+
+void tu_caller_lead(struct tu_caller *lead)
+{
+    struct tu_held *h = lead->h;
+    pthread_mutex_lock(&h->runs.mu);
+    int next = h->runs.count + 1;
+    pthread_mutex_unlock(&h->runs.mu);
+    tu_caller_start(lead);
+    tu_gate_expect(&h->runs, next, "no leader");
+}
+
+void tu_callers_park(struct tu_caller *c, int n)
+{
+    tu_parked_reset();
+    for (int i = 0; i < n; i++)
+        tu_caller_start(&c[i]);
+    tu_parked_expect(n, "followers never parked");
+}
+
+void tu_held_start(struct tu_held *h, struct tu_caller *c, int n)
+{
+    for (int i = 0; i <= n; i++)
+        c[i] = (struct tu_caller){.h = h};
+    tu_caller_lead(&c[0]);
+    tu_callers_park(&c[1], n);
+}
+
+struct timespec tu_in_ms(long ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    } else if (t.tv_nsec < 0) {
+        t.tv_sec--;
+        t.tv_nsec += 1000000000L;
+    }
+    return t;
+}
+
+void *tu_copy_string(void *val, void *ctx)
+{
+    (void)ctx;
+    size_t size = strlen(val) + 1;
+    char *copy = malloc(size);
+    if (copy != NULL)
+        memcpy(copy, val, size);
+    return copy;
+}
+
+void tu_free_string(void *val, void *ctx)
+{
+    (void)ctx;
+    free(val);
+}
+
+void *tu_run_string(struct tu_held *h, intptr_t run)
+{
+    (void)h;
+    char *s = malloc(16);
+    if (s != NULL)
+        snprintf(s, 16, "run %d", (int)run);
+    return s;
 }
 
 void tu_free_group(sc_group *g)
