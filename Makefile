@@ -9,7 +9,7 @@
 #   make bench      what a call costs beside the machine's limits
 #                   (QUICK=1: a short run, for CI)
 #   make install    PREFIX (/usr/local) and DESTDIR are honoured
-#   make lint       clang-format, cppcheck and clang-tidy
+#   make lint       clang-format, cppcheck, clang-tidy and shellcheck
 #   make clean
 #
 # Variants build into folders of their own: B=build/tsan SAN=thread builds
@@ -178,9 +178,14 @@ install: $(LIB_A) $(B)/libsharedcalls.so
 	    src/sharedcalls.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/sharedcalls.pc
 
 LINT_C := $(wildcard src/*.[ch] demos/*.[ch] demos/*/*.[ch] tests/*.[ch] tests/*/*.[ch])
+# Every shell script: those of scripts/ whose #! line runs sh, bash or dash,
+# or that name their shell for shellcheck (race-lib.sh, which is sourced),
+# the tests' and CI's. -x follows race-lib.sh into the scripts that source it.
+LINT_SH = $(shell grep -lsE '^.!/.*[/ ](ba|da)?sh( |$$)|^. shellcheck shell=' scripts/* tests/*.sh .ci/run)
 lint:
 	@scripts/deps.sh lint
 	clang-format --dry-run -Werror $(LINT_C)
+	shellcheck -x $(LINT_SH)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
 	    --std=c11 --inline-suppr -Isrc -Idemos/timeline -Idemos/stampede $(LINT_C)
 	clang-tidy --quiet $(filter %.c,$(LINT_C)) -- $(STD) $(CPPFLAGS) -Idemos/timeline \

@@ -39,11 +39,11 @@ fi
 printf '%-22s' mutant
 for tool in $tools; do printf '%-18s ' "$tool"; done
 echo
-bad=""
 echo "$rows" | while read -r mutant expects; do
     [ -n "$mutant" ] || continue
     root=build/zoo/$mutant
     printf '%-22s' "$mutant"
+    # shellcheck disable=SC2086 # one expected cell per tool, split on purpose
     set -- $expects
     for tool in $tools; do
         expect=$1
