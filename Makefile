@@ -72,6 +72,9 @@ all: $(LIB_A) $(B)/libsharedcalls.so $(DEMOS) $(TESTS)
 programs: $(DEMOS) $(TESTS)
 list-programs: # for scripts: every program, relative to the build folder
 	@echo $(TESTS:$(B)/%=%) $(DEMOS:$(B)/%=%)
+list-suites: # for scripts: every test suite, by name (SUITES is the list)
+	@echo $(SUITES)
+.PHONY: list-suites
 
 deps:
 	@scripts/deps.sh

@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.." || exit 2
 . scripts/race-lib.sh
 
 tools=${*:-helgrind drd memcheck tsan asan}
-programs=$(${MAKE:-make} -s list-programs)
+# The Makefile's suites and demos.
+programs=$(${MAKE:-make} -s --no-print-directory list-programs)
 size=${RACE_SIZE:-small}
 case $size in
 small) vg_threads=4 vg_calls=2000 san_threads=8 san_calls=20000 limit=300 ;;

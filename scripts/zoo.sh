@@ -24,7 +24,15 @@ table=scripts/zoo-expected.txt
 mismatches=build/zoo/mismatches
 mkdir -p build/zoo
 : >"$mismatches"
+# Three of the programs make list-programs names, from the Makefile's lists.
 programs="tests/test_stress tests/test_semantics demos/once"
+known=" $(${MAKE:-make} -s --no-print-directory list-programs) "
+for prog in $programs; do
+    case $known in
+    *" $prog "*) ;;
+    *) echo "zoo.sh: $prog is not among make list-programs" >&2 && exit 2 ;;
+    esac
+done
 rows=$(grep -v '^#' "$table" | grep -v '^[[:space:]]*$')
 tools=$(echo "$rows" | head -1 | cut -d' ' -f2- | xargs)
 rows=$(echo "$rows" | tail -n +2)
