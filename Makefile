@@ -76,8 +76,16 @@ list-suites: # for scripts: every test suite, by name (SUITES is the list)
 	@echo $(SUITES)
 .PHONY: list-suites
 
+# scripts/deps.sh runs once per make invocation: every step that needs a
+# package waits for the phony target deps, which asks for every group the
+# goals need. The scripts that run make again get SC_NO_DEPS=1: this run
+# has installed what they need.
+DEPS_GROUPS := $(if $(filter lint,$(MAKECMDGOALS)),lint) \
+               $(if $(filter race race-%,$(MAKECMDGOALS)),race) \
+               $(if $(filter model,$(MAKECMDGOALS)),model) \
+               $(if $(filter book,$(MAKECMDGOALS)),book)
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh $(strip $(DEPS_GROUPS))
 
 # -fexceptions: glibc's pthread_cleanup_push then registers its handler
 # with the unwinder (the cleanup attribute), at no cost while nothing is
@@ -138,8 +146,8 @@ $(B)/tests/%: tests/%.c $(TESTUTIL) $(LIB_A) Makefile
 	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(EXTRA_OBJ) $(TESTUTIL) \
 	    $(LIB_A) $(WRAPS) -lcunit $(LDLIBS) -o $@
 
-check: all
-	@MAKE="$(MAKE)" scripts/run-checks $(B)
+check: all | deps
+	@SC_NO_DEPS=1 MAKE="$(MAKE)" scripts/run-checks $(B)
 
 # On a terminal the timeline is a player (q quits); elsewhere it prints.
 demo: $(DEMOS)
@@ -148,24 +156,19 @@ demo: $(DEMOS)
 	$(B)/demos/timeline
 
 RACE_TOOLS := helgrind drd memcheck tsan asan
-race: all
-	@scripts/deps.sh race
-	@MAKE="$(MAKE)" scripts/race.sh $(RACE_TOOLS)
-$(RACE_TOOLS:%=race-%): all
-	@scripts/deps.sh race
-	@MAKE="$(MAKE)" scripts/race.sh $(@:race-%=%)
+race: all | deps
+	@SC_NO_DEPS=1 MAKE="$(MAKE)" scripts/race.sh $(RACE_TOOLS)
+$(RACE_TOOLS:%=race-%): all | deps
+	@SC_NO_DEPS=1 MAKE="$(MAKE)" scripts/race.sh $(@:race-%=%)
 race-zoo: | deps
-	@scripts/deps.sh race
-	@MAKE="$(MAKE)" scripts/zoo.sh
+	@SC_NO_DEPS=1 MAKE="$(MAKE)" scripts/zoo.sh
 
 # The book as one HTML file, its figures made again (FULL=1: the slow ones too).
-book: all
-	@scripts/deps.sh book
+book: all | deps
 	@scripts/book.sh $(B) $(if $(FULL),full)
 
 # Spin over every interleaving of the port's model, and of each mistake.
-model:
-	@scripts/deps.sh model
+model: | deps
 	@scripts/model.sh
 
 install: $(LIB_A) $(B)/libsharedcalls.so
@@ -185,8 +188,7 @@ LINT_C := $(wildcard src/*.[ch] demos/*.[ch] demos/*/*.[ch] tests/*.[ch] tests/*
 # or that name their shell for shellcheck (race-lib.sh, which is sourced),
 # the tests' and CI's. -x follows race-lib.sh into the scripts that source it.
 LINT_SH = $(shell grep -lsE '^.!/.*[/ ](ba|da)?sh( |$$)|^. shellcheck shell=' scripts/* tests/*.sh .ci/run)
-lint:
-	@scripts/deps.sh lint
+lint: | deps
 	clang-format --dry-run -Werror $(LINT_C)
 	shellcheck -x $(LINT_SH)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \

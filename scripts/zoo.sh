@@ -47,6 +47,7 @@ fi
 printf '%-22s' mutant
 for tool in $tools; do printf '%-18s ' "$tool"; done
 echo
+built="" # the build folders made so far: Valgrind's tools share one
 echo "$rows" | while read -r mutant expects; do
     [ -n "$mutant" ] || continue
     root=build/zoo/$mutant
@@ -56,7 +57,14 @@ echo "$rows" | while read -r mutant expects; do
     for tool in $tools; do
         expect=$1
         shift
-        build_for "$tool" "$root" "$programs" MUTANT="$mutant" || exit 1
+        dir=$(variant_of "$tool" "$root")
+        case " $built " in
+        *" $dir "*) ;;
+        *)
+            build_for "$tool" "$root" "$programs" MUTANT="$mutant" || exit 1
+            built="$built $dir"
+            ;;
+        esac
         case $tool in
         helgrind | drd | memcheck) threads=4 calls=2000 limit=180 watchdog=30 ;;
         *) threads=8 calls=20000 limit=90 watchdog=5 ;;
