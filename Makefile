@@ -80,10 +80,11 @@ list-suites: # for scripts: every test suite, by name (SUITES is the list)
 # package waits for the phony target deps, which asks for every group the
 # goals need. The scripts that run make again get SC_NO_DEPS=1: this run
 # has installed what they need.
+CLANG       := $(filter clang%,$(notdir $(CC)))
 DEPS_GROUPS := $(if $(filter lint,$(MAKECMDGOALS)),lint) \
                $(if $(filter race race-%,$(MAKECMDGOALS)),race) \
                $(if $(filter model,$(MAKECMDGOALS)),model) \
-               $(if $(filter book,$(MAKECMDGOALS)),book)
+               $(if $(filter book,$(MAKECMDGOALS)),book) $(if $(CLANG),clang)
 deps:
 	@scripts/deps.sh $(strip $(DEPS_GROUPS))
 
@@ -120,6 +121,10 @@ $(B)/obj/timeline/%.o: demos/timeline/%.c Makefile | deps
 $(B)/demos/timeline: $(TL_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CFLAGS) $(LDFLAGS) $^ -lncurses $(LDLIBS) -o $@
+
+# clang, unlike gcc, warns of the fields that the scenario table's actor
+# rows leave out on purpose (they start at zero).
+$(B)/obj/timeline/scenarios.o: STD += $(if $(CLANG),-Wno-missing-field-initializers)
 
 $(B)/obj/stampede/%.o: demos/stampede/%.c Makefile | deps
 	@mkdir -p $(@D)

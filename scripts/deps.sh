@@ -6,6 +6,7 @@
 #   scripts/deps.sh race     also what make race and make race-zoo need
 #   scripts/deps.sh model    also what make model needs
 #   scripts/deps.sh book     also what make book needs
+#   scripts/deps.sh clang    also clang, for make CC=clang
 #
 # As root it runs apt-get; as anyone else it prints the exact command and
 # exits 1. With nothing missing it installs nothing and exits 0 at once.
@@ -30,7 +31,8 @@ for group in $groups; do
     race) set -- "$@" valgrind-dbg ;;
     model) set -- "$@" spin ;; # the model checker
     book) set -- "$@" pandoc ;; # Markdown to one HTML file
-    *) echo "deps.sh: unknown group '$group' (known: lint race model book)" >&2 && exit 2 ;;
+    clang) set -- "$@" clang ;; # make CC=clang
+    *) echo "deps.sh: unknown group '$group' (known: lint race model book clang)" >&2 && exit 2 ;;
     esac
 done
 
