@@ -17,7 +17,10 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 model=$here/tests/model/sharedcalls.pml
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-ulimit -v 4000000 2>/dev/null || true # an exploding state space fails, not swaps
+# An exploding state space fails, not swaps. dash and bash have ulimit -v;
+# a shell without it goes on with no limit.
+# shellcheck disable=SC3045
+ulimit -v 4000000 2>/dev/null || true
 
 mutants=$(sed -n 's/^#define SC_MUTANT_\([a-z_]*\) .*/\1/p' "$here/src/zoo.h")
 [ -n "$mutants" ] || { echo "model.sh: no mutants in src/zoo.h" >&2; exit 1; }
@@ -38,12 +41,13 @@ expected() {
     esac
 }
 
-# VARIANT -> mutant, spurious wake-ups, check
+# VARIANT -> the mutant built in, whether waits wake spuriously, and the
+# check: sets mutant, spurious and check.
 setting() {
     case $1 in
-    lost_wakeup) echo "wait_no_predicate 0 safety" ;; # the lost wake-up alone
-    busy_wait) echo "busy_wait 1 progress" ;;
-    *) echo "$1 1 safety" ;;
+    lost_wakeup) mutant=wait_no_predicate spurious=0 check=safety ;; # the lost wake-up alone
+    busy_wait) mutant=busy_wait spurious=1 check=progress ;;
+    *) mutant=$1 spurious=1 check=safety ;;
     esac
 }
 
@@ -85,6 +89,7 @@ found() {
 # safety (assertions and end states, shortest trail: pan -i) or progress
 # (cycles without progress). Prints the table's line and leaves
 # $tmp/NAME/result: verified, counterexample: PROPERTY, or failed: WHY.
+# shellcheck disable=SC2086 # flags and cc are lists of options, split on purpose
 verify() {
     d=$tmp/$1
     rm -rf "$d"
@@ -202,10 +207,11 @@ timeline() {
 }
 
 # The model names C lines by their tags: each must be one the port carries.
-for tag in $(grep -o 'go:[0-9][0-9]*' "$model" | sort -u); do
-    grep -q "$tag[^0-9]" "$here/src/sharedcalls.c" ||
-        { echo "model.sh: $model names $tag, which src/sharedcalls.c does not carry" >&2; exit 1; }
-done
+unknown=$(grep -o 'go:[0-9][0-9]*' "$model" | sort -u | while read -r tag; do
+    grep -q "${tag}[^0-9]" "$here/src/sharedcalls.c" || printf ' %s' "$tag"
+done)
+[ -z "$unknown" ] ||
+    { echo "model.sh: $model names$unknown, which src/sharedcalls.c does not carry" >&2; exit 1; }
 
 command -v spin >/dev/null || { echo "model.sh: spin is missing (scripts/deps.sh model)" >&2; exit 1; }
 
@@ -215,11 +221,11 @@ caught() {
     [ -n "$r" ] && echo "|$(expected "$1")|" | grep -qF "|$r|"
 }
 
-variants=$(echo $mutants lost_wakeup busy_wait) # one line
+variants="$(echo "$mutants" | tr '\n' ' ')lost_wakeup busy_wait" # one line
 if [ $# -eq 1 ]; then
-    echo " $variants " | grep -q " $1 " || { echo "model.sh: no variant '$1' (one of:$(echo $variants | sed 's/^/ /'))" >&2; exit 2; }
-    set -- "$1" $(setting "$1")
-    verify "$1" "$2" 3 "$3" "$4" >/dev/null
+    echo " $variants " | grep -q " $1 " || { echo "model.sh: no variant '$1' (one of: $variants)" >&2; exit 2; }
+    setting "$1"
+    verify "$1" "$mutant" 3 "$spurious" "$check" >/dev/null
     if [ -f "$tmp/$1/replay.log" ]; then timeline "$1"; fi
     caught "$1" || { echo "model.sh: $1: $(cat "$tmp/$1/result"), not: $(expected "$1")" >&2; exit 1; }
     exit 0
@@ -235,8 +241,8 @@ for n in 3 4; do
     done
 done
 for v in $variants; do
-    set -- $(setting "$v")
-    verify "$v" "$1" 3 "$2" "$3"
+    setting "$v"
+    verify "$v" "$mutant" 3 "$spurious" "$check"
     caught "$v" || bad="$bad $v"
 done
 echo

@@ -6,6 +6,8 @@
 # Tools: helgrind drd memcheck (Valgrind, on a plain build), tsan asan
 # (instrumented builds), plain (no tool: only the program's own checks).
 
+# shellcheck shell=sh disable=SC3043 # local, as said above
+
 # The sanitizer a tool's build needs (empty: the plain build).
 san_of() {
     case $1 in
@@ -49,6 +51,7 @@ supp=$PWD/scripts/suppressions
 # misused), memory (use after free, double free, invalid access), leak,
 # wrong (the program's own check failed), hang, crash (the program or the
 # tool died), other.
+# shellcheck disable=SC2034 # SECS and STATUS are for the caller
 run_tool() { # TOOL PROGRAM LOG SECONDS [ARGUMENT...]
     local tool="$1" prog="$2" log="$3" limit="$4" vg cmd start rc n hung
     shift 4

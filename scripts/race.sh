@@ -13,11 +13,12 @@ cd "$(dirname "$0")/.." || exit 2
 . scripts/race-lib.sh
 
 tools=${*:-helgrind drd memcheck tsan asan}
-programs=$(${MAKE:-make} -s list-programs)
+# The Makefile's suites and demos.
+programs=$(${MAKE:-make} -s --no-print-directory list-programs)
 size=${RACE_SIZE:-small}
 case $size in
-small) vg_stress="4 2000" san_stress="8 20000" limit=300 ;;
-full) vg_stress="32 200000" san_stress="32 200000" limit=3600 ;;
+small) vg_threads=4 vg_calls=2000 san_threads=8 san_calls=20000 limit=300 ;;
+full) vg_threads=32 vg_calls=200000 san_threads=32 san_calls=200000 limit=3600 ;;
 *) echo "race.sh: RACE_SIZE is small or full" >&2 && exit 2 ;;
 esac
 
@@ -48,11 +49,12 @@ for prog in $programs; do
     printf '%-22s' "${prog#*/}"
     for tool in $tools; do
         case $tool in
-        helgrind | drd | memcheck) set -- $vg_stress ;;
-        *) set -- $san_stress ;;
+        helgrind | drd | memcheck) threads=$vg_threads calls=$vg_calls ;;
+        *) threads=$san_threads calls=$san_calls ;;
         esac
-        # 16 keys: many followers per flight, so the follower path is busy
-        SC_STRESS_THREADS=$1 SC_STRESS_CALLS=$2 SC_STRESS_KEYS=16 run_tool "$tool" \
+        # 16 keys: many followers per flight, so the follower path is busy.
+        # shellcheck disable=SC2046 # arguments prints words, split on purpose
+        SC_STRESS_THREADS=$threads SC_STRESS_CALLS=$calls SC_STRESS_KEYS=16 run_tool "$tool" \
             "$(variant_of "$tool" build)/$prog" \
             "build/race/$tool/${prog#*/}.log" "$limit" $(arguments "$tool" "$prog")
         [ "$STATUS" = clean ] || bad=$((bad + 1))
@@ -61,8 +63,8 @@ for prog in $programs; do
     echo
 done
 echo
-echo "stress size: $size (valgrind: threads calls = $vg_stress;" \
-    "sanitizers: $san_stress); logs in build/race/TOOL/PROGRAM.log"
+echo "stress size: $size (valgrind: threads calls = $vg_threads $vg_calls;" \
+    "sanitizers: $san_threads $san_calls); logs in build/race/TOOL/PROGRAM.log"
 if [ $bad -ne 0 ]; then
     echo "race: $bad run(s) not clean"
     exit 1

@@ -7,9 +7,9 @@
 set -eu
 obj=${1:-build}/obj/sharedcalls.o
 extra=$(nm -u "$obj" |
-    awk '$2 ~ /^(realloc|reallocarray|strdup|strndup|aligned_alloc|posix_memalign|memalign|valloc)$/ { print $2 }')
+    awk '$2 ~ /^(realloc|reallocarray|strdup|strndup|aligned_alloc|posix_memalign|memalign|valloc)$/ { printf " %s", $2 }')
 if [ -n "$extra" ]; then
-    echo "the library calls allocators the fault injection misses:" $extra
+    echo "the library calls allocators the fault injection misses:$extra"
     exit 1
 fi
 echo "the library allocates only through malloc and calloc, both wrapped"

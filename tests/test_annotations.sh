@@ -24,9 +24,10 @@ expect() { # expect pass|fail WHAT FILE
 cp "$port" "$tmp/sharedcalls.c"
 expect pass "the port as it is" "$tmp/sharedcalls.c"
 
-# Each listed Go line, with every tag for it removed (SPEC.md lists 28).
+# Each listed Go line, with every tag for it removed (book/02-go-original.md
+# lists the 28).
 lines=$($check --table "$port" | awk -F'|' 'NR > 2 { print $2 + 0 }')
-[ "$(echo "$lines" | wc -w)" -eq 28 ] || { echo "WRONG: the list is not SPEC.md's 28 lines"; exit 1; }
+[ "$(echo "$lines" | wc -w)" -eq 28 ] || { echo "WRONG: the list is not the 28 lines of book/02-go-original.md"; exit 1; }
 for n in $lines; do
     sed "s/go:$n\([^0-9]\)/\1/g" "$port" >"$tmp/sharedcalls.c"
     expect fail "go:$n removed" "$tmp/sharedcalls.c"

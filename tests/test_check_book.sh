@@ -47,14 +47,14 @@ expect fail "$tag removed from the port"
 
 listing=$(grep -ho '<!-- listing: [^ ]* [^ ]*' book/*.md | head -1)
 if [ -n "$listing" ]; then
-    set -- $listing
+    listing=${listing#"<!-- listing: "}
+    source=${listing%% *} what=${listing#* }
     fresh
-    what=$4
     case $what in
-    go:*) sed -i "0,/$what/s//$what changed/" "$tmp/kit/$3" ;;
-    *) sed -i "/^[A-Za-z_].*\\b$what(/,/^}/s/^}/} \\/* changed *\\//" "$tmp/kit/$3" ;;
+    go:*) sed -i "0,/$what/s//$what changed/" "$tmp/kit/$source" ;;
+    *) sed -i "/^[A-Za-z_].*\\b$what(/,/^}/s/^}/} \\/* changed *\\//" "$tmp/kit/$source" ;;
     esac
-    expect fail "the source of the listing of $3 $what changed"
+    expect fail "the source of the listing of $source $what changed"
 else
     echo "WRONG: the book has no listing"
     failed=$((failed + 1))

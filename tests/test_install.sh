@@ -27,11 +27,11 @@ awk '/^```c$/ { on = 1; next } on && /^```$/ { exit } on' README.md >"$tmp/examp
 [ -s "$tmp/example.c" ] || { echo "README.md has no C example"; exit 1; }
 
 export PKG_CONFIG_PATH="$lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$root"
-flags="-std=c11 -Wall -Wextra -Wpedantic -Werror"
+strict_cc() { ${CC:-cc} -std=c11 -Wall -Wextra -Wpedantic -Werror "$@"; }
 # shellcheck disable=SC2046 # pkg-config's words are meant to split
-${CC:-cc} $flags "$tmp/example.c" $(pkg-config --cflags --libs sharedcalls) -o "$tmp/shared"
+strict_cc "$tmp/example.c" $(pkg-config --cflags --libs sharedcalls) -o "$tmp/shared"
 # shellcheck disable=SC2046
-${CC:-cc} $flags "$tmp/example.c" $(pkg-config --cflags --static sharedcalls) \
+strict_cc "$tmp/example.c" $(pkg-config --cflags --static sharedcalls) \
     "$lib/libsharedcalls.a" -pthread -o "$tmp/static"
 
 want="user=Alice"

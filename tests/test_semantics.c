@@ -1,7 +1,17 @@
 /*
- * test_semantics.c - one test (or more) for each semantic of SPEC.md and
- * for every error the kit returns. Threads are ordered with gates and with
- * the count of parked followers (testutil.h), never with sleeps.
+ * test_semantics.c - one test (or more) for each semantic of the contract
+ * in src/sharedcalls.h, and for every error the kit returns. The test names
+ * number the semantics:
+ *   1 one flight per key: fn runs once, its callers share its value or code
+ *   2 no caching: a caller after a flight has ended starts a new one
+ *   3 flights for different keys run in parallel: fn holds no lock
+ *   4 fn may call its own group with another key
+ *   5 a key is any NUL-terminated string, "" included, and is copied
+ *   6 the call record lives until the last caller has read the result
+ *   7 a follower waits for done: no lost wake-up, no spurious return
+ *   8 groups are independent: the kit keeps no global state
+ * Threads are ordered with gates and with the count of parked followers
+ * (testutil.h), never with sleeps.
  */
 #include "testutil.h"
 
@@ -381,5 +391,5 @@ int main(void)
         {"sc_free(NULL) is 0; a busy group is -EBUSY", free_null_and_busy},
         {NULL, NULL},
     };
-    return tu_run_suite("SPEC.md semantics and errors", tests);
+    return tu_run_suite("sharedcalls.h semantics and errors", tests);
 }

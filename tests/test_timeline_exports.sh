@@ -53,9 +53,9 @@ else
     bad "without a terminal it prints the plain timeline"
 fi
 "$tl" --scenario 99 >/dev/null 2>&1
-[ $? -eq 2 ] && ok "a bad scenario is refused (exit 2)" || bad "a bad scenario is refused (exit 2)"
+if [ $? -eq 2 ]; then ok "a bad scenario is refused (exit 2)"; else bad "a bad scenario is refused (exit 2)"; fi
 "$tl" --svg /nonexistent/dir/x.svg >/dev/null 2>&1
-[ $? -eq 1 ] && ok "an unwritable file fails (exit 1)" || bad "an unwritable file fails (exit 1)"
+if [ $? -eq 1 ]; then ok "an unwritable file fails (exit 1)"; else bad "an unwritable file fails (exit 1)"; fi
 
 # README's pictures: each block that starts with "$ build/demos/timeline"
 # must be exactly what that command prints.
