@@ -56,7 +56,7 @@ int main(void)
 }
 EOF
 # shellcheck disable=SC2046
-${CC:-cc} $flags "$tmp/version.c" $(pkg-config --cflags --libs sharedcalls) -o "$tmp/version"
+strict_cc "$tmp/version.c" $(pkg-config --cflags --libs sharedcalls) -o "$tmp/version"
 # shellcheck disable=SC2046 # four words, one a field
 set -- $(LD_LIBRARY_PATH="$lib" "$tmp/version")
 header=$1 header_hex=$2 library_hex=$3 library=$4
