@@ -54,6 +54,14 @@ LIB_PIC   := $(LIB_SRC:src/%.c=$(B)/pic/%.o)
 LIB_A     := $(B)/libsharedcalls.a
 LIB_SO    := $(B)/libsharedcalls.so.$(VERSION)
 
+# libsharedcalls-redis: the fleet level, on hiredis; built on the core
+# library's public API, which alone links nothing but libc.
+RLIB_SRC  := $(wildcard src/redis/*.c)
+RLIB_OBJ  := $(RLIB_SRC:src/redis/%.c=$(B)/obj/redis/%.o)
+RLIB_PIC  := $(RLIB_SRC:src/redis/%.c=$(B)/pic/redis/%.o)
+RLIB_A    := $(B)/libsharedcalls-redis.a
+RLIB_SO   := $(B)/libsharedcalls-redis.so.$(VERSION)
+
 DEMOS     := $(B)/demos/once $(B)/demos/timeline $(B)/demos/stampede
 TIMELINE  := $(wildcard demos/timeline/*.c)
 TL_OBJ    := $(TIMELINE:demos/timeline/%.c=$(B)/obj/timeline/%.o)
@@ -63,7 +71,7 @@ ST_OBJ    := $(STAMPEDE:demos/stampede/%.c=$(B)/obj/stampede/%.o)
 ST_CORE   := $(filter-out %/main.o,$(ST_OBJ))
 SUITES    := test_gozero test_semantics test_memory test_stress test_flight \
              test_hooks test_handoff test_async test_shards \
-             test_cancel test_trace test_timeline test_stampede
+             test_cancel test_trace test_timeline test_stampede test_redis
 TESTS     := $(SUITES:%=$(B)/tests/%)
 TESTUTIL  := $(B)/obj/testutil.o
 
@@ -76,7 +84,8 @@ WRAP_MEM  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=free \
              -Wl,--wrap=pthread_mutex_init,--wrap=pthread_cond_init
 WRAPS     := $(WRAP_WAIT)
 
-all: $(LIB_A) $(B)/libsharedcalls.so $(DEMOS) $(TESTS)
+all: $(LIB_A) $(B)/libsharedcalls.so $(RLIB_A) $(B)/libsharedcalls-redis.so \
+     $(DEMOS) $(TESTS)
 programs: $(DEMOS) $(TESTS)
 list-programs: # for scripts: every program, relative to the build folder
 	@echo $(TESTS:$(B)/%=%) $(DEMOS:$(B)/%=%)
@@ -119,6 +128,27 @@ $(B)/libsharedcalls.so: $(LIB_SO)
 	ln -sf libsharedcalls.so.$(VERSION) $(B)/libsharedcalls.so.$(SOVERSION)
 	ln -sf libsharedcalls.so.$(VERSION) $@
 
+$(B)/obj/redis/%.o: src/redis/%.c Makefile | deps
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(LIB_FLAGS) $(CPPFLAGS) -Isrc/redis $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(B)/pic/redis/%.o: src/redis/%.c Makefile | deps
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(LIB_FLAGS) $(CPPFLAGS) -Isrc/redis $(DEPFLAGS) $(CFLAGS) -fPIC -c $< -o $@
+
+$(RLIB_A): $(RLIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(RLIB_SO): $(RLIB_PIC) $(B)/libsharedcalls.so
+	$(CC) $(STD) $(CFLAGS) $(LDFLAGS) -shared \
+	    -Wl,-soname,libsharedcalls-redis.so.$(SOVERSION) $(RLIB_PIC) \
+	    -L$(B) -lsharedcalls -lhiredis -o $@
+
+$(B)/libsharedcalls-redis.so: $(RLIB_SO)
+	ln -sf libsharedcalls-redis.so.$(VERSION) $(B)/libsharedcalls-redis.so.$(SOVERSION)
+	ln -sf libsharedcalls-redis.so.$(VERSION) $@
+
 $(B)/demos/%: demos/%.c $(LIB_A) Makefile | deps
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB_A) $(LDLIBS) -o $@
@@ -151,6 +181,14 @@ $(B)/tests/test_memory: WRAPS += $(WRAP_MEM)
 $(B)/tests/test_timeline: EXTRA_OBJ := $(TL_CORE)
 $(B)/tests/test_timeline: CPPFLAGS += -Idemos/timeline
 $(B)/tests/test_timeline: $(TL_CORE)
+REDIS_SERVER := $(B)/obj/redis_server.o
+$(REDIS_SERVER): tests/redis_server.c Makefile | deps
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+$(B)/tests/test_redis: EXTRA_OBJ := $(REDIS_SERVER) $(RLIB_A)
+$(B)/tests/test_redis: CPPFLAGS += -Isrc/redis
+$(B)/tests/test_redis: LDLIBS += -lhiredis
+$(B)/tests/test_redis: $(REDIS_SERVER) $(RLIB_A)
 $(B)/tests/test_stampede: EXTRA_OBJ := $(ST_CORE)
 $(B)/tests/test_stampede: CPPFLAGS += -Idemos/stampede
 $(B)/tests/test_stampede: LDLIBS += -lsqlite3
@@ -186,29 +224,34 @@ model: | deps
 	@scripts/model.sh
 
 MAN3 := $(wildcard man/man3/*.3)
-INSTALLED := $(INCDIR)/sharedcalls.h $(LIBDIR)/libsharedcalls.a \
-             $(LIBDIR)/libsharedcalls.so.$(VERSION) \
-             $(LIBDIR)/libsharedcalls.so.$(SOVERSION) $(LIBDIR)/libsharedcalls.so \
-             $(LIBDIR)/pkgconfig/sharedcalls.pc $(MAN3:man/man3/%=$(MANDIR)/man3/%)
+INSTALLED := $(foreach l,sharedcalls sharedcalls-redis,$(INCDIR)/$(l).h \
+               $(LIBDIR)/lib$(l).a $(LIBDIR)/lib$(l).so.$(VERSION) \
+               $(LIBDIR)/lib$(l).so.$(SOVERSION) $(LIBDIR)/lib$(l).so \
+               $(LIBDIR)/pkgconfig/$(l).pc) \
+             $(MAN3:man/man3/%=$(MANDIR)/man3/%)
+PC_SUBST := -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+            -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|'
 
-install: $(LIB_A) $(B)/libsharedcalls.so
+install: $(LIB_A) $(B)/libsharedcalls.so $(RLIB_A) $(B)/libsharedcalls-redis.so
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3
-	install -m 644 src/sharedcalls.h $(DESTDIR)$(INCDIR)/
-	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
-	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
-	ln -sf libsharedcalls.so.$(VERSION) \
-	    $(DESTDIR)$(LIBDIR)/libsharedcalls.so.$(SOVERSION)
-	ln -sf libsharedcalls.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libsharedcalls.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-	    src/sharedcalls.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/sharedcalls.pc
+	install -m 644 src/sharedcalls.h src/redis/sharedcalls-redis.h $(DESTDIR)$(INCDIR)/
+	install -m 644 $(LIB_A) $(RLIB_A) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIB_SO) $(RLIB_SO) $(DESTDIR)$(LIBDIR)/
+	for l in sharedcalls sharedcalls-redis; do \
+	    ln -sf lib$$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$$l.so.$(SOVERSION) && \
+	    ln -sf lib$$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$$l.so || exit 1; \
+	done
+	sed $(PC_SUBST) src/sharedcalls.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/sharedcalls.pc
+	sed $(PC_SUBST) src/redis/sharedcalls-redis.pc.in \
+	    >$(DESTDIR)$(LIBDIR)/pkgconfig/sharedcalls-redis.pc
 	$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
 
 # Removes what install put there, and nothing else (folders stay).
 uninstall:
 	rm -f $(INSTALLED:%=$(DESTDIR)%)
 
-LINT_C := $(wildcard src/*.[ch] demos/*.[ch] demos/*/*.[ch] tests/*.[ch] tests/*/*.[ch])
+LINT_C := $(wildcard src/*.[ch] src/*/*.[ch] demos/*.[ch] demos/*/*.[ch] tests/*.[ch] \
+            tests/*/*.[ch])
 # Every shell script: those of scripts/ whose #! line runs sh, bash or dash,
 # or that name their shell for shellcheck (race-lib.sh, which is sourced),
 # the tests' and CI's. -x follows race-lib.sh into the scripts that source it.
@@ -217,8 +260,9 @@ lint: | deps
 	clang-format --dry-run -Werror $(LINT_C)
 	shellcheck -x $(LINT_SH)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
-	    --std=c11 --inline-suppr -Isrc -Idemos/timeline -Idemos/stampede $(LINT_C)
-	clang-tidy --quiet $(filter %.c,$(LINT_C)) -- $(STD) $(CPPFLAGS) -Idemos/timeline \
+	    --std=c11 --inline-suppr -Isrc -Isrc/redis -Idemos/timeline -Idemos/stampede \
+	    $(LINT_C)
+	clang-tidy --quiet $(filter %.c,$(LINT_C)) -- $(STD) $(CPPFLAGS) -Isrc/redis -Idemos/timeline \
 	    -Idemos/stampede \
 	    -D_GNU_SOURCE
 
@@ -238,5 +282,5 @@ clean:
 .PHONY: all programs list-programs deps check demo race $(RACE_TOOLS:%=race-%) race-zoo bench \
         model book install uninstall lint clean
 .DELETE_ON_ERROR:
--include $(wildcard $(B)/obj/*.d $(B)/obj/*/*.d $(B)/pic/*.d $(B)/demos/*.d \
+-include $(wildcard $(B)/obj/*.d $(B)/obj/*/*.d $(B)/pic/*.d $(B)/pic/*/*.d $(B)/demos/*.d \
            $(B)/tests/*.d)

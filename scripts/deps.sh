@@ -20,9 +20,11 @@ groups=$*
 # calls map; valgrind: memcheck and Helgrind; pkg-config: the install check;
 # libncurses-dev: the timeline demo; tmux: its terminal test; python3: the
 # check that its JSON and SVG parse; libsqlite3-dev: the stampede demo's
-# database; man-db and groff-base: the check that the man pages render.
+# database; man-db and groff-base: the check that the man pages render;
+# libhiredis-dev: libsharedcalls-redis; redis-server: what its tests run.
 set -- build-essential libcunit1-dev uthash-dev valgrind pkg-config \
-    libncurses-dev tmux python3 libsqlite3-dev man-db groff-base
+    libncurses-dev tmux python3 libsqlite3-dev man-db groff-base \
+    libhiredis-dev redis-server
 for group in $groups; do
     case $group in
     lint) set -- "$@" clang-format clang-tidy cppcheck shellcheck ;;

@@ -15,6 +15,11 @@ cd "$(dirname "$0")/.." || exit 2
 tools=${*:-helgrind drd memcheck tsan asan}
 # The Makefile's suites and demos.
 programs=$(${MAKE:-make} -s --no-print-directory list-programs)
+# Not yet under the race tools: tests/test_redis forks a fleet of processes
+# and starts redis-server; under ThreadSanitizer a child's threads after the
+# fork hang it. Its runs under the tools, at a reduced size, are still to
+# come (README, "Beyond one process").
+programs=$(echo "$programs" | tr ' ' '\n' | grep -vx 'tests/test_redis' | tr '\n' ' ')
 size=${RACE_SIZE:-small}
 case $size in
 small) vg_threads=4 vg_calls=2000 san_threads=8 san_calls=20000 limit=300 ;;

@@ -77,3 +77,31 @@ ${MAKE:-make} -s uninstall DESTDIR="$root" PREFIX="$prefix" >/dev/null
 left=$(find "$root" ! -type d)
 [ -z "$left" ] || { echo "make uninstall left:"; echo "$left"; exit 1; }
 echo "make uninstall removed every file make install put there"
+
+# libsharedcalls-redis: README's fleet example, built against what was
+# installed, runs against a private redis-server on a Unix socket.
+awk '/^```c$/ { n++; if (n == 2) { on = 1; next } } on && /^```$/ { exit } on' \
+    README.md >"$tmp/fleet.c"
+grep -q 'sharedcalls-redis.h' "$tmp/fleet.c" || { echo "README.md has no fleet example"; exit 1; }
+${MAKE:-make} -s install DESTDIR="$root" PREFIX="$prefix" >/dev/null
+# shellcheck disable=SC2046
+strict_cc "$tmp/fleet.c" $(pkg-config --cflags --libs sharedcalls-redis) -o "$tmp/fleet"
+password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+redis-server --port 0 --unixsocket "$tmp/redis.sock" --unixsocketperm 700 \
+    --save '' --appendonly no --requirepass "$password" --dir "$tmp" \
+    --logfile "$tmp/redis.log" &
+server=$!
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$tmp"' EXIT
+i=0
+until redis-cli -s "$tmp/redis.sock" --no-auth-warning -a "$password" ping >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ $i -lt 500 ] || { echo "redis-server did not answer"; exit 1; }
+    sleep 0.01
+done
+got=$(LD_LIBRARY_PATH="$lib" "$tmp/fleet" "$tmp/redis.sock" "$password")
+[ "$got" = "user=Alice" ] || { echo "fleet: printed '$got', want 'user=Alice'"; exit 1; }
+LD_LIBRARY_PATH="$lib" ldd "$lib/libsharedcalls.so" | grep -q hiredis &&
+    { echo "libsharedcalls.so links hiredis: only libsharedcalls-redis may"; exit 1; }
+echo "README fleet example, built with pkg-config sharedcalls-redis, prints 'user=Alice';" \
+    "libsharedcalls.so does not link hiredis"
+${MAKE:-make} -s uninstall DESTDIR="$root" PREFIX="$prefix" >/dev/null

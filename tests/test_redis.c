@@ -1,0 +1,409 @@
+/*
+ * test_redis.c - libsharedcalls-redis against a real redis-server the test
+ * starts (tests/redis_server.c): a fleet of processes runs fn once; the
+ * credentials and the ACL; entries that are too large, truncated or
+ * forged; a leader killed inside fn, and the waiter that takes over.
+ *
+ * The processes are forked children. They meet in memory shared before
+ * the fork: a process-shared mutex and condition variable hold fn until
+ * the parent has seen every caller waiting (its process's followers
+ * parked in the kit, the other processes subscribed in Redis).
+ */
+#define _GNU_SOURCE
+
+#include "redis_server.h"
+#include "sharedcalls-redis.h"
+#include "testutil.h"
+
+#include <CUnit/CUnit.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { MAX_PROCS = 8, MAX_THREADS = 8, VALUE_LEN = 11 };
+static const char value[VALUE_LEN + 1] = "the value!\n";
+
+/* What the fleet's processes share. */
+struct fleet {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int in_fn;       /* runs of fn that have started */
+    int ready;       /* processes whose callers are all waiting */
+    int released;    /* fn may return */
+    int block_first; /* only the first run of fn waits for release */
+    int wrong[MAX_PROCS];
+    int origin[3]; /* answers by scr_origin */
+    int takeovers;
+};
+
+static struct fleet *fleet;
+static struct redis_server server;
+
+static void fleet_map(void)
+{
+    fleet = mmap(NULL, sizeof *fleet, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CU_ASSERT_FATAL(fleet != MAP_FAILED);
+    memset(fleet, 0, sizeof *fleet);
+    pthread_mutexattr_t ma;
+    pthread_condattr_t ca;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&fleet->mu, &ma);
+    pthread_cond_init(&fleet->cond, &ca);
+    pthread_mutexattr_destroy(&ma);
+    pthread_condattr_destroy(&ca);
+}
+
+/* No pthread_cond_destroy: it waits for every waiter to leave, and a
+ * process killed in fn's wait never does. Unmapping is all Linux needs. */
+static void fleet_unmap(void)
+{
+    munmap(fleet, sizeof *fleet);
+}
+
+/* Waits, with fleet->mu held, until pred() or 20 s; false on time out. */
+static bool fleet_wait(bool (*pred)(void *), void *arg)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += 20;
+    while (!pred(arg))
+        if (pthread_cond_timedwait(&fleet->cond, &fleet->mu, &until) != 0)
+            return pred(arg);
+    return true;
+}
+
+static bool is_released(void *arg)
+{
+    (void)arg;
+    return fleet->released != 0;
+}
+
+/* fn: counts its run; the first waits for the parent's release. */
+static int fleet_fn(void *arg, void **buf, size_t *len)
+{
+    (void)arg;
+    pthread_mutex_lock(&fleet->mu);
+    bool first = fleet->in_fn++ == 0;
+    pthread_cond_broadcast(&fleet->cond);
+    if (first && fleet->block_first && !fleet_wait(is_released, NULL)) {
+        pthread_mutex_unlock(&fleet->mu);
+        return ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&fleet->mu);
+    *buf = malloc(VALUE_LEN);
+    if (*buf == NULL)
+        return ENOMEM;
+    memcpy(*buf, value, VALUE_LEN);
+    *len = VALUE_LEN;
+    return 0;
+}
+
+static scr_options options_for(const struct redis_server *s)
+{
+    return (scr_options){.unix_socket = s->socket,
+                         .user = s->user,
+                         .password = s->password,
+                         .prefix = s->prefix != NULL ? s->prefix : "test:",
+                         .lock_ttl_ms = 400,
+                         .wait_ms = 15000};
+}
+
+struct caller {
+    scr_group *g;
+    int rc;
+    scr_result r;
+};
+
+static void *call(void *arg)
+{
+    struct caller *c = arg;
+    c->rc = scr_do(c->g, "hot", fleet_fn, NULL, &c->r);
+    return NULL;
+}
+
+/* One process of the fleet: threads callers of "hot". It is ready when
+ * all but one are parked in the kit, following the one that leads the
+ * process's flight (in fn here, or waiting in Redis). */
+static int fleet_process(int me, int threads)
+{
+    alarm(60); /* the parent's watchdog is not inherited */
+    scr_options o = options_for(&server);
+    int err = 0;
+    scr_group *g = scr_new(&o, &err);
+    if (g == NULL) {
+        fprintf(stderr, "process %d: scr_new: %d\n", me, err);
+        return 1;
+    }
+    struct caller c[MAX_THREADS] = {{0}};
+    pthread_t t[MAX_THREADS];
+    for (int i = 0; i < threads; i++)
+        c[i].g = g;
+    tu_parked_reset();
+    for (int i = 0; i < threads; i++)
+        pthread_create(&t[i], NULL, call, &c[i]);
+    tu_parked_expect(threads - 1, "followers in the process never parked");
+    pthread_mutex_lock(&fleet->mu);
+    fleet->ready++;
+    pthread_cond_broadcast(&fleet->cond);
+    pthread_mutex_unlock(&fleet->mu);
+    int wrong = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(t[i], NULL);
+        if (c[i].rc != 0 || c[i].r.len != VALUE_LEN ||
+            memcmp(c[i].r.val, value, VALUE_LEN) != 0) {
+            fprintf(stderr, "process %d thread %d: rc %d\n", me, i, c[i].rc);
+            wrong++;
+            continue;
+        }
+        pthread_mutex_lock(&fleet->mu);
+        fleet->origin[c[i].r.origin]++;
+        fleet->takeovers += c[i].r.takeover;
+        pthread_mutex_unlock(&fleet->mu);
+        free(c[i].r.val);
+    }
+    fleet->wrong[me] = wrong;
+    return scr_free(g) == 0 && wrong == 0 ? 0 : 1;
+}
+
+static pid_t start_process(int me, int threads)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fleet_process(me, threads));
+    return pid;
+}
+
+/* Subscribers of the flight's channel: processes waiting in Redis. */
+static long waiting_in_redis(const char *prefix)
+{
+    redisReply *r = redis_run(&server, "PUBSUB NUMSUB %s{hot}:done", prefix);
+    long n = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2
+                 ? r->element[1]->integer
+                 : -1;
+    if (r != NULL)
+        freeReplyObject(r);
+    return n;
+}
+
+/* Polls an outside condition (Redis's), at most 20 s. */
+static bool poll_until(long (*what)(const char *), const char *arg, long want)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (what(arg) >= want)
+            return true;
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    return false;
+}
+
+static bool ready_reached(void *arg)
+{
+    return fleet->ready >= *(int *)arg;
+}
+
+static bool first_leads(void *arg)
+{
+    (void)arg;
+    return fleet->ready >= 1 && fleet->in_fn >= 1;
+}
+
+/* Starts the first process and waits until its leader is in fn and its
+ * other callers are parked: it leads the fleet's flight. */
+static pid_t start_leader_process(int threads)
+{
+    pid_t pid = start_process(0, threads);
+    pthread_mutex_lock(&fleet->mu);
+    bool ready = fleet_wait(first_leads, NULL) && fleet->in_fn == 1;
+    pthread_mutex_unlock(&fleet->mu);
+    CU_ASSERT(ready);
+    return pid;
+}
+
+static int exit_status(pid_t pid)
+{
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* procs processes of threads callers each ask for "hot" at once: fn runs
+ * once in the whole fleet, and every caller gets its value. */
+static void fleet_runs_fn_once(const char *acl_prefix)
+{
+    enum { PROCS = 4, THREADS = 4 };
+    CU_ASSERT_FATAL(redis_start(&server, acl_prefix) == 0);
+    fleet_map();
+    fleet->block_first = 1;
+    pid_t pid[PROCS];
+    pid[0] = start_leader_process(THREADS);
+    for (int p = 1; p < PROCS; p++)
+        pid[p] = start_process(p, THREADS);
+    const char *prefix = options_for(&server).prefix;
+    CU_ASSERT(poll_until(waiting_in_redis, prefix, PROCS - 1));
+    pthread_mutex_lock(&fleet->mu);
+    int all = PROCS;
+    CU_ASSERT(fleet_wait(ready_reached, &all));
+    fleet->released = 1;
+    pthread_cond_broadcast(&fleet->cond);
+    pthread_mutex_unlock(&fleet->mu);
+    for (int p = 0; p < PROCS; p++)
+        CU_ASSERT_EQUAL(exit_status(pid[p]), 0);
+    printf("(fn ran %d time(s); answers: %d this thread, %d this process, "
+           "%d other processes) ",
+           fleet->in_fn, fleet->origin[SCR_THIS_THREAD],
+           fleet->origin[SCR_THIS_PROCESS], fleet->origin[SCR_OTHER_PROCESS]);
+    CU_ASSERT_EQUAL(fleet->in_fn, 1);
+    CU_ASSERT_EQUAL(fleet->origin[SCR_THIS_THREAD], 1);
+    CU_ASSERT_EQUAL(fleet->origin[SCR_THIS_PROCESS], THREADS - 1);
+    CU_ASSERT_EQUAL(fleet->origin[SCR_OTHER_PROCESS], (PROCS - 1) * THREADS);
+    if (acl_prefix != NULL) { /* nothing outside the prefix was touched */
+        redisReply *r = redis_run(&server, "KEYS *");
+        CU_ASSERT_FATAL(r != NULL && r->type == REDIS_REPLY_ARRAY);
+        CU_ASSERT(r->elements > 0);
+        for (size_t i = 0; i < r->elements; i++)
+            CU_ASSERT(strncmp(r->element[i]->str, acl_prefix,
+                              strlen(acl_prefix)) == 0);
+        freeReplyObject(r);
+    }
+    fleet_unmap();
+    redis_stop(&server);
+}
+
+static void fleet_with_password(void)
+{
+    fleet_runs_fn_once(NULL);
+}
+
+static void fleet_with_acl(void)
+{
+    fleet_runs_fn_once("app1:");
+}
+
+/* A wrong password, or a prefix the ACL does not allow: scr_new refuses. */
+static void credentials_refused(void)
+{
+    CU_ASSERT_FATAL(redis_start(&server, "app1:") == 0);
+    scr_options o = options_for(&server);
+    o.password = "not the password";
+    int err = 0;
+    CU_ASSERT_PTR_NULL(scr_new(&o, &err));
+    CU_ASSERT_EQUAL(err, -EACCES);
+    o = options_for(&server);
+    o.prefix = "app2:"; /* outside the ACL's keys */
+    err = 0;
+    CU_ASSERT_PTR_NULL(scr_new(&o, &err));
+    CU_ASSERT_EQUAL(err, -EACCES);
+    o = options_for(&server);
+    o.prefix = "a{b}:";
+    err = 0;
+    CU_ASSERT_PTR_NULL(scr_new(&o, &err));
+    CU_ASSERT_EQUAL(err, -EINVAL);
+    redis_stop(&server);
+}
+
+static int big_fn(void *arg, void **buf, size_t *len)
+{
+    *len = (size_t)(uintptr_t)arg;
+    *buf = calloc(1, *len);
+    return *buf != NULL ? 0 : ENOMEM;
+}
+
+/* fn's value over max_value, and entries in Redis that this library did
+ * not write (or wrote for a larger limit), are refused, never returned. */
+static void bad_values_refused(void)
+{
+    CU_ASSERT_FATAL(redis_start(&server, NULL) == 0);
+    scr_options o = options_for(&server);
+    o.max_value = 64;
+    int err = 0;
+    scr_group *g = scr_new(&o, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    scr_result r = {0};
+    CU_ASSERT_EQUAL(scr_do(g, "big", big_fn, (void *)(uintptr_t)65, &r),
+                    -EMSGSIZE);
+    CU_ASSERT_EQUAL(scr_do(g, "big", big_fn, (void *)(uintptr_t)64, &r), 0);
+    free(r.val);
+    /* A lock held by someone else makes the next caller read the value:
+     * plant a forged one, a truncated one, a too large one. */
+    const char *forged[] = {"garbage",
+                            "SCR1\0\0\0\0\0\0\0\x09\0\0\0\0\0\0\0\x09"
+                            "ab",
+                            "SCR1\0\0\0\0\0\0\0\x09\0\0\0\0\0\0\0\x50"};
+    const size_t lens[] = {7, 22, 20};
+    const int want[] = {-EBADMSG, -EBADMSG, -EBADMSG};
+    for (int i = 0; i < 3; i++) {
+        redisReply *x =
+            redis_run(&server, "SET test:{k}:lock %s PX 2000", "someone 9");
+        freeReplyObject(x);
+        x = redis_run(&server, "SET test:{k}:value %b", forged[i], lens[i]);
+        freeReplyObject(x);
+        CU_ASSERT_EQUAL(scr_do(g, "k", big_fn, (void *)(uintptr_t)1, &r),
+                        want[i]);
+    }
+    /* A well-formed entry over this group's limit. */
+    char entry[20 + 100] = "SCR1";
+    entry[11] = 9;   /* fence 9 */
+    entry[19] = 100; /* 100 bytes */
+    redisReply *x =
+        redis_run(&server, "SET test:{k}:value %b", entry, sizeof entry);
+    freeReplyObject(x);
+    CU_ASSERT_EQUAL(scr_do(g, "k", big_fn, (void *)(uintptr_t)1, &r),
+                    -EMSGSIZE);
+    struct scr_stats st;
+    CU_ASSERT_EQUAL(scr_stats(g, &st), 0);
+    CU_ASSERT_EQUAL(st.refused, 5);
+    CU_ASSERT_EQUAL(scr_free(g), 0);
+    redis_stop(&server);
+}
+
+/* The leader process is killed inside fn: a waiting process takes over
+ * once the lock's time to live has passed, and its callers get a value. */
+static void leader_killed_waiter_takes_over(void)
+{
+    enum { THREADS = 3 };
+    CU_ASSERT_FATAL(redis_start(&server, NULL) == 0);
+    fleet_map();
+    fleet->block_first = 1; /* the first fn never returns: it is killed */
+    pid_t leader = start_leader_process(1);
+    pid_t waiter = start_process(1, THREADS);
+    CU_ASSERT(poll_until(waiting_in_redis, "test:", 1));
+    kill(leader, SIGKILL);
+    CU_ASSERT_EQUAL(exit_status(leader), 128 + SIGKILL);
+    CU_ASSERT_EQUAL(exit_status(waiter), 0);
+    printf("(fn ran %d time(s); %d answers after a takeover) ", fleet->in_fn,
+           fleet->takeovers);
+    CU_ASSERT_EQUAL(fleet->in_fn, 2);
+    CU_ASSERT_EQUAL(fleet->takeovers, THREADS);
+    CU_ASSERT_EQUAL(fleet->origin[SCR_THIS_THREAD], 1);
+    CU_ASSERT_EQUAL(fleet->origin[SCR_THIS_PROCESS], THREADS - 1);
+    fleet_unmap();
+    redis_stop(&server);
+}
+
+int main(void)
+{
+    static const struct tu_test tests[] = {
+        {"a fleet of 4 processes runs fn once (password)", fleet_with_password},
+        {"the same under an ACL: no key outside the prefix", fleet_with_acl},
+        {"a wrong password, a prefix the ACL refuses, a bad prefix",
+         credentials_refused},
+        {"an oversize value, forged and truncated entries are refused",
+         bad_values_refused},
+        {"the leader process killed in fn: a waiter takes over",
+         leader_killed_waiter_takes_over},
+        {NULL, NULL}};
+    return tu_run_suite("libsharedcalls-redis on a real redis-server", tests);
+}
