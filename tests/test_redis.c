@@ -26,8 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { MAX_PROCS = 8, MAX_THREADS = 8, VALUE_LEN = 11 };
-static const char value[VALUE_LEN + 1] = "the value!\n";
+enum { MAX_PROCS = 8, MAX_THREADS = 8, VALUE_LEN = 6 };
 
 /* What the fleet's processes share. */
 struct fleet {
@@ -37,9 +36,18 @@ struct fleet {
     int ready;       /* processes whose callers are all waiting */
     int released;    /* fn may return */
     int block_first; /* only the first run of fn waits for release */
+    /* Set by the parent before a process starts: by process, the run of
+     * fn whose value every caller gets, or the code they get instead
+     * (when not 0); and every caller's scr_options.wait_ms (0: 15 s). */
+    int expect_run[MAX_PROCS];
+    int expect_rc[MAX_PROCS];
+    unsigned wait_ms;
+    /* Reported by the processes. */
     int wrong[MAX_PROCS];
     int origin[3]; /* answers by scr_origin */
     int takeovers;
+    long longest_ms; /* the longest call */
+    unsigned long long stale, fallbacks;
 };
 
 static struct fleet *fleet;
@@ -69,6 +77,16 @@ static void fleet_map(void)
 static void fleet_unmap(void)
 {
     munmap(fleet, sizeof *fleet);
+    fleet = NULL;
+}
+
+/* Lets the first run of fn return. */
+static void fleet_release(void)
+{
+    pthread_mutex_lock(&fleet->mu);
+    fleet->released = 1;
+    pthread_cond_broadcast(&fleet->cond);
+    pthread_mutex_unlock(&fleet->mu);
 }
 
 /* Waits, with fleet->mu held, until pred() or 20 s; false on time out. */
@@ -89,24 +107,38 @@ static bool is_released(void *arg)
     return fleet->released != 0;
 }
 
-/* fn: counts its run; the first waits for the parent's release. */
+/* fn: counts its run, and its value says which run it was ("run 02");
+ * the first run waits for the parent's release. */
 static int fleet_fn(void *arg, void **buf, size_t *len)
 {
     (void)arg;
     pthread_mutex_lock(&fleet->mu);
-    bool first = fleet->in_fn++ == 0;
+    int run = ++fleet->in_fn;
+    bool first = run == 1;
     pthread_cond_broadcast(&fleet->cond);
     if (first && fleet->block_first && !fleet_wait(is_released, NULL)) {
         pthread_mutex_unlock(&fleet->mu);
         return ETIMEDOUT;
     }
     pthread_mutex_unlock(&fleet->mu);
-    *buf = malloc(VALUE_LEN);
+    *buf = malloc(VALUE_LEN + 1);
     if (*buf == NULL)
         return ENOMEM;
-    memcpy(*buf, value, VALUE_LEN);
+    snprintf(*buf, VALUE_LEN + 1, "run %02u", (unsigned)run % 100U);
     *len = VALUE_LEN;
     return 0;
+}
+
+/* Whether a caller of process me got what the test expects. */
+static bool as_expected(int me, int rc, const scr_result *r)
+{
+    if (fleet->expect_rc[me] != 0)
+        return rc == fleet->expect_rc[me];
+    char want[VALUE_LEN + 1];
+    snprintf(want, sizeof want, "run %02u",
+             (unsigned)fleet->expect_run[me] % 100U);
+    return rc == 0 && r->len == VALUE_LEN &&
+           memcmp(r->val, want, VALUE_LEN) == 0;
 }
 
 static scr_options options_for(const struct redis_server *s)
@@ -116,19 +148,31 @@ static scr_options options_for(const struct redis_server *s)
                          .password = s->password,
                          .prefix = s->prefix != NULL ? s->prefix : "test:",
                          .lock_ttl_ms = 400,
-                         .wait_ms = 15000};
+                         .wait_ms = fleet != NULL && fleet->wait_ms != 0
+                                        ? fleet->wait_ms
+                                        : 15000};
 }
 
 struct caller {
     scr_group *g;
     int rc;
     scr_result r;
+    long ms; /* how long the call took */
 };
+
+static long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 static void *call(void *arg)
 {
     struct caller *c = arg;
+    long start = now_ms();
     c->rc = scr_do(c->g, "hot", fleet_fn, NULL, &c->r);
+    c->ms = now_ms() - start;
     return NULL;
 }
 
@@ -160,19 +204,29 @@ static int fleet_process(int me, int threads)
     int wrong = 0;
     for (int i = 0; i < threads; i++) {
         pthread_join(t[i], NULL);
-        if (c[i].rc != 0 || c[i].r.len != VALUE_LEN ||
-            memcmp(c[i].r.val, value, VALUE_LEN) != 0) {
-            fprintf(stderr, "process %d thread %d: rc %d\n", me, i, c[i].rc);
-            wrong++;
-            continue;
-        }
         pthread_mutex_lock(&fleet->mu);
-        fleet->origin[c[i].r.origin]++;
-        fleet->takeovers += c[i].r.takeover;
+        if (c[i].ms > fleet->longest_ms)
+            fleet->longest_ms = c[i].ms;
+        if (!as_expected(me, c[i].rc, &c[i].r)) {
+            fprintf(stderr, "process %d thread %d: rc %d, %.*s\n", me, i,
+                    c[i].rc, c[i].rc == 0 ? (int)c[i].r.len : 0,
+                    c[i].rc == 0 ? (char *)c[i].r.val : "");
+            wrong++;
+        } else if (c[i].rc == 0) {
+            fleet->origin[c[i].r.origin]++;
+            fleet->takeovers += c[i].r.takeover;
+        }
         pthread_mutex_unlock(&fleet->mu);
-        free(c[i].r.val);
+        if (c[i].rc == 0)
+            free(c[i].r.val);
     }
+    struct scr_stats st;
+    scr_stats(g, &st);
+    pthread_mutex_lock(&fleet->mu);
     fleet->wrong[me] = wrong;
+    fleet->stale += st.stale;
+    fleet->fallbacks += st.fallbacks;
+    pthread_mutex_unlock(&fleet->mu);
     return scr_free(g) == 0 && wrong == 0 ? 0 : 1;
 }
 
@@ -247,6 +301,8 @@ static void fleet_runs_fn_once(const char *acl_prefix)
     CU_ASSERT_FATAL(redis_start(&server, acl_prefix) == 0);
     fleet_map();
     fleet->block_first = 1;
+    for (int p = 0; p < PROCS; p++)
+        fleet->expect_run[p] = 1;
     pid_t pid[PROCS];
     pid[0] = start_leader_process(THREADS);
     for (int p = 1; p < PROCS; p++)
@@ -377,6 +433,7 @@ static void leader_killed_waiter_takes_over(void)
     CU_ASSERT_FATAL(redis_start(&server, NULL) == 0);
     fleet_map();
     fleet->block_first = 1; /* the first fn never returns: it is killed */
+    fleet->expect_run[1] = 2;
     pid_t leader = start_leader_process(1);
     pid_t waiter = start_process(1, THREADS);
     CU_ASSERT(poll_until(waiting_in_redis, "test:", 1));
@@ -393,6 +450,130 @@ static void leader_killed_waiter_takes_over(void)
     redis_stop(&server);
 }
 
+/* A leader slower than its lock: a waiting process takes over and runs
+ * fn again (run 2); when the slow run 1 ends, its value is stale (the
+ * fence counter has moved on), it is not stored, and its process's callers
+ * get run 2's value too. */
+static void slow_leader_value_is_stale(void)
+{
+    enum { THREADS = 2 };
+    CU_ASSERT_FATAL(redis_start(&server, NULL) == 0);
+    fleet_map();
+    fleet->block_first = 1;
+    fleet->expect_run[0] = fleet->expect_run[1] = 2;
+    pid_t slow = start_leader_process(THREADS);
+    pid_t second = start_process(1, THREADS);
+    CU_ASSERT_EQUAL(exit_status(second), 0); /* took over, ran, published */
+    fleet_release();                         /* now run 1 ends, late */
+    CU_ASSERT_EQUAL(exit_status(slow), 0);
+    printf("(fn ran %d time(s); %llu stale value(s) not stored; answers: %d "
+           "this thread, %d this process, %d other processes) ",
+           fleet->in_fn, fleet->stale, fleet->origin[SCR_THIS_THREAD],
+           fleet->origin[SCR_THIS_PROCESS], fleet->origin[SCR_OTHER_PROCESS]);
+    CU_ASSERT_EQUAL(fleet->in_fn, 2);
+    CU_ASSERT_EQUAL(fleet->stale, 1);
+    CU_ASSERT_EQUAL(fleet->origin[SCR_THIS_THREAD], 1);
+    CU_ASSERT_EQUAL(fleet->origin[SCR_THIS_PROCESS], THREADS - 1);
+    CU_ASSERT_EQUAL(fleet->origin[SCR_OTHER_PROCESS], THREADS);
+    redisReply *r = redis_run(&server, "GET test:{hot}:fence");
+    CU_ASSERT(r != NULL && r->type == REDIS_REPLY_STRING &&
+              strcmp(r->str, "2") == 0);
+    if (r != NULL)
+        freeReplyObject(r);
+    fleet_unmap();
+    redis_stop(&server);
+}
+
+/* redis-server killed: calls go on, coalesced in the process, within
+ * their deadline; restarted: the same group goes through Redis again. */
+static void server_killed_then_restarted(void)
+{
+    enum { THREADS = 4 };
+    CU_ASSERT_FATAL(redis_start(&server, NULL) == 0);
+    fleet_map();
+    fleet->block_first = 1;
+    fleet->expect_run[0] = 1;
+    fleet->wait_ms = 2000;
+    scr_options o = options_for(&server);
+    int err = 0;
+    scr_group *g = scr_new(&o, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    scr_result r;
+    CU_ASSERT_EQUAL(scr_do(g, "warm", big_fn, (void *)(uintptr_t)1, &r), 0);
+    CU_ASSERT(!r.fallback); /* and its connection waits in the pool */
+    free(r.val);
+
+    redis_kill(&server);
+    struct caller c[THREADS] = {{0}};
+    pthread_t t[THREADS];
+    tu_parked_reset();
+    for (int i = 0; i < THREADS; i++) {
+        c[i].g = g;
+        pthread_create(&t[i], NULL, call, &c[i]);
+    }
+    tu_parked_expect(THREADS - 1, "followers never parked, Redis down");
+    fleet_release();
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        CU_ASSERT(as_expected(0, c[i].rc, &c[i].r));
+        CU_ASSERT(c[i].rc == 0 && c[i].r.fallback);
+        CU_ASSERT(c[i].ms < (long)o.wait_ms);
+        if (c[i].rc == 0)
+            free(c[i].r.val);
+    }
+    CU_ASSERT_EQUAL(fleet->in_fn, 1); /* coalesced in the process */
+
+    CU_ASSERT_FATAL(redis_restart(&server) == 0);
+    CU_ASSERT_EQUAL(scr_do(g, "after", big_fn, (void *)(uintptr_t)1, &r), 0);
+    CU_ASSERT(!r.fallback);
+    free(r.val);
+    redisReply *x = redis_run(&server, "EXISTS test:{after}:value");
+    CU_ASSERT(x != NULL && x->type == REDIS_REPLY_INTEGER && x->integer == 1);
+    if (x != NULL)
+        freeReplyObject(x);
+    struct scr_stats st;
+    CU_ASSERT_EQUAL(scr_stats(g, &st), 0);
+    CU_ASSERT_EQUAL(st.fallbacks, 1);
+    CU_ASSERT_EQUAL(scr_free(g), 0);
+    fleet_unmap();
+    redis_stop(&server);
+}
+
+/* The server stalls (CLIENT PAUSE) while a process waits for another's
+ * value: its callers return -ETIMEDOUT at their deadline, not when the
+ * pause ends. */
+static void stalled_server_followers_time_out(void)
+{
+    enum { THREADS = 3, WAIT_MS = 1000, PAUSE_MS = 8000 };
+    CU_ASSERT_FATAL(redis_start(&server, NULL) == 0);
+    fleet_map();
+    fleet->block_first = 1;
+    fleet->wait_ms = WAIT_MS;
+    fleet->expect_run[0] = 1;
+    fleet->expect_rc[1] = -ETIMEDOUT;
+    pid_t leader = start_leader_process(1);
+    pid_t waiter = start_process(1, THREADS);
+    CU_ASSERT(poll_until(waiting_in_redis, "test:", 1));
+    redisReply *x = redis_run(&server, "CLIENT PAUSE %d ALL", PAUSE_MS);
+    CU_ASSERT(x != NULL && x->type == REDIS_REPLY_STATUS);
+    if (x != NULL)
+        freeReplyObject(x);
+    CU_ASSERT_EQUAL(exit_status(waiter), 0);
+    long longest = fleet->longest_ms;
+    printf("(the waiting process's callers returned -ETIMEDOUT after at "
+           "most %ld ms; deadline %d ms, pause %d ms) ",
+           longest, WAIT_MS, PAUSE_MS);
+    /* The deadline, plus at most one round trip's timeout (500 ms). */
+    CU_ASSERT(longest >= WAIT_MS - 50 && longest < WAIT_MS + 1000);
+    x = redis_run(&server, "CLIENT UNPAUSE");
+    if (x != NULL)
+        freeReplyObject(x);
+    fleet_release();
+    CU_ASSERT_EQUAL(exit_status(leader), 0);
+    fleet_unmap();
+    redis_stop(&server);
+}
+
 int main(void)
 {
     static const struct tu_test tests[] = {
@@ -404,6 +585,13 @@ int main(void)
          bad_values_refused},
         {"the leader process killed in fn: a waiter takes over",
          leader_killed_waiter_takes_over},
+        {"a leader slower than its lock: its late value is stale, not stored",
+         slow_leader_value_is_stale},
+        {"redis-server killed: calls go on in the process; restarted: Redis "
+         "again",
+         server_killed_then_restarted},
+        {"the server stalls: a waiting process times out at its deadline",
+         stalled_server_followers_time_out},
         {NULL, NULL}};
     return tu_run_suite("libsharedcalls-redis on a real redis-server", tests);
 }

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
 
 ms_t scr__now(void)
@@ -37,10 +38,34 @@ static int reply_error(const redisReply *r)
     return -EPROTO;
 }
 
+/*
+ * hiredis writes with write(2): to a server that has gone, that raises
+ * SIGPIPE, whose default action would kill the caller's whole process. So
+ * SIGPIPE is blocked in this thread for the command, and one it raised is
+ * taken back before it is unblocked (one already pending is left alone).
+ */
+static redisReply *command_without_sigpipe(redisContext *c, int argc,
+                                           const char **argv,
+                                           const size_t *lens)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    if (!was_pending && sigpending(&pending) == 0 &&
+        sigismember(&pending, SIGPIPE) == 1)
+        sigtimedwait(&pipe_set, NULL, &(struct timespec){0, 0});
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r;
+}
+
 int scr__command(redisContext *c, int argc, const char **argv,
                  const size_t *lens, redisReply **reply)
 {
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    redisReply *r = command_without_sigpipe(c, argc, argv, lens);
     if (r == NULL)
         return io_error(c);
     if (r->type == REDIS_REPLY_ERROR) {
@@ -104,11 +129,12 @@ int scr__next_message(redisContext *c, ms_t deadline, redisReply **msg)
     }
 }
 
-int scr__conn_get(scr_group *g, redisContext **out)
+int scr__conn_get(scr_group *g, redisContext **out, bool *pooled)
 {
     pthread_mutex_lock(&g->lock);
     redisContext *c = g->nidle > 0 ? g->idle[--g->nidle] : NULL;
     pthread_mutex_unlock(&g->lock);
+    *pooled = c != NULL;
     if (c != NULL) {
         *out = c;
         return 0;

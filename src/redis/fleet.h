@@ -52,8 +52,8 @@ int scr__command(redisContext *c, int argc, const char **argv,
 /* The next message on a subscribed connection, or -ETIMEDOUT when the
  * absolute deadline passes first, or -EIO. */
 int scr__next_message(redisContext *c, ms_t deadline, redisReply **msg);
-/* A connection from g's idle ones, or a new one. */
-int scr__conn_get(scr_group *g, redisContext **out);
+/* A connection from g's idle ones (*pooled true), or a new one. */
+int scr__conn_get(scr_group *g, redisContext **out, bool *pooled);
 /* Back to g's idle ones (or freed); a broken one (err set) is freed. */
 void scr__conn_put(scr_group *g, redisContext *c);
 

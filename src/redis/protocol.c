@@ -90,7 +90,27 @@ static void make_token(char token[33])
         snprintf(token + (size_t)i * 2, 3, "%02x", r[i]);
 }
 
-/* A script, on the flight's command connection (made when needed). */
+/* A command on the flight's connection, taken from the group's idle ones
+ * or made. An idle connection may have broken since it was used (the
+ * server restarted): then the command is tried once more on a new one. */
+static int flight_command(struct flight *f, int argc, const char **argv,
+                          const size_t *lens, redisReply **reply)
+{
+    for (int tries = 0;; tries++) {
+        bool pooled = false;
+        int rc = f->cmd != NULL ? 0 : scr__conn_get(f->g, &f->cmd, &pooled);
+        if (rc == 0)
+            rc = scr__command(f->cmd, argc, argv, lens, reply);
+        if (rc != -EIO && rc != -ETIMEDOUT)
+            return rc;
+        redisFree(f->cmd); /* unusable now */
+        f->cmd = NULL;
+        if (!pooled || rc != -EIO || tries > 0)
+            return rc;
+    }
+}
+
+/* A script, on the flight's command connection. */
 static int eval(struct flight *f, const char *script, int nkeys,
                 const enum name *keys, int nargs, const char **args,
                 const size_t *arglens, redisReply **reply)
@@ -109,14 +129,7 @@ static int eval(struct flight *f, const char *script, int nkeys,
     for (int i = 0; i < nargs; i++)
         argv[argc] = args[i],
         lens[argc++] = arglens != NULL ? arglens[i] : strlen(args[i]);
-    int rc = f->cmd != NULL ? 0 : scr__conn_get(f->g, &f->cmd);
-    if (rc == 0)
-        rc = scr__command(f->cmd, argc, argv, lens, reply);
-    if (rc == -EIO || rc == -ETIMEDOUT) { /* the connection is unusable */
-        redisFree(f->cmd);
-        f->cmd = NULL;
-    }
-    return rc;
+    return flight_command(f, argc, argv, lens, reply);
 }
 
 /* Elects this process, or learns who holds the lock. Returns 1 (elected,
@@ -189,16 +202,9 @@ static int run_fn(struct flight *f, struct fleet_value **out)
  * forged or truncated entry). */
 static int read_value(struct flight *f, struct fleet_value **out)
 {
-    int rc = f->cmd != NULL ? 0 : scr__conn_get(f->g, &f->cmd);
+    const char *argv[2] = {"GET", f->names[VALUE]};
     redisReply *r;
-    if (rc == 0) {
-        const char *argv[2] = {"GET", f->names[VALUE]};
-        rc = scr__command(f->cmd, 2, argv, NULL, &r);
-    }
-    if (rc == -EIO || rc == -ETIMEDOUT) {
-        redisFree(f->cmd);
-        f->cmd = NULL;
-    }
+    int rc = flight_command(f, 2, argv, NULL, &r);
     if (rc != 0)
         return rc;
     rc = 0;
