@@ -1,21 +1,26 @@
 #!/bin/sh
-# test_man.sh - the manual pages in man/man3 say what src/sharedcalls.h
-# declares, and render cleanly:
+# test_man.sh - the manual pages in man/man3 say what the public headers,
+# src/sharedcalls.h and src/redis/sharedcalls-redis.h, declare, and render
+# cleanly:
 #   - every page renders through man-db, as Debian's lintian renders it,
 #     and through groff with every warning on, with nothing on stderr, and
 #     fits in 80 columns;
-#   - every function the header declares has a page man3/NAME.3 (the page
-#     itself, or an alias holding one ".so man3/PAGE.3" line) whose NAME
-#     section lists it, as man-db's lexgrog reads it;
-#   - no page is left for a function the header no longer declares (but
-#     sharedcalls.3 and sc_event.3), no NAME section lists a name the header
-#     lacks, and no page refers to a page of the library that is missing;
-#   - every program in an EXAMPLES section compiles against the header.
+#   - every function a header declares (an sc_ or scr_ name) has a page
+#     man3/NAME.3 (the page itself, or an alias holding one
+#     ".so man3/PAGE.3" line) whose NAME section lists it, as man-db's
+#     lexgrog reads it;
+#   - no page is left for a function no header declares any more (but
+#     sharedcalls.3, sharedcalls-redis.3 and sc_event.3), no NAME section
+#     lists a name the headers lack, and no page refers to a page of the
+#     libraries that is missing;
+#   - every program in an EXAMPLES section compiles against the headers.
 # Then it proves it can fail: each broken copy made here must be rejected.
 #
-#   tests/test_man.sh [MANDIR HEADER]     check (default: man and
-#                                         src/sharedcalls.h), then self-test
-#   tests/test_man.sh --check-only MANDIR HEADER
+#   tests/test_man.sh [MANDIR [HEADER...]]   check (default: man, and
+#                                            src/sharedcalls.h and
+#                                            src/redis/sharedcalls-redis.h),
+#                                            then self-test
+#   tests/test_man.sh --check-only MANDIR HEADER...
 #
 # Needs man-db, groff-base and a C compiler (CC is honoured).
 set -u
@@ -29,21 +34,29 @@ if [ "${1-}" = --check-only ]; then
 fi
 root=$(cd "$(dirname "$0")/.." && pwd) || exit 2
 mandir=${1:-$root/man}
-header=${2:-$root/src/sharedcalls.h}
+[ $# -gt 0 ] && shift
+[ $# -gt 0 ] || set -- "$root/src/sharedcalls.h" "$root/src/redis/sharedcalls-redis.h"
 [ -d "$mandir/man3" ] || { echo "no $mandir/man3"; exit 2; }
-[ -f "$header" ] || { echo "no $header"; exit 2; }
 mandir=$(cd "$mandir" && pwd)
-header=$(cd "$(dirname "$header")" && pwd)/$(basename "$header")
+headers= # their absolute paths, one a line
+for header in "$@"; do
+    [ -f "$header" ] || { echo "no $header"; exit 2; }
+    headers="$headers$(cd "$(dirname "$header")" && pwd)/$(basename "$header")
+"
+done
 cd "$root" || exit 2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/render" "$tmp/ex"
+printf '%s' "$headers" >"$tmp/headers"
 
-# The header as the compiler sees it: comments and preprocessor lines gone
-# (continued lines too), into $tmp/code. The names of the functions it
-# declares at file scope, into $tmp/functions: a declaration may span
-# lines, and typedefs, struct members and function bodies declare none.
-awk -v code="$tmp/code" '
+# Each header as the compiler sees it: comments and preprocessor lines
+# gone (continued lines too), added to $tmp/code. The names of the
+# functions it declares at file scope (sc_ and scr_ names), on stdout: a
+# declaration may span lines, and typedefs, struct members and function
+# bodies declare none.
+parse_header() {
+    awk -v code="$tmp/code" '
 {
     line = $0
     out = ""
@@ -76,14 +89,14 @@ awk -v code="$tmp/code" '
         inpp = out ~ /\\$/
         next
     }
-    print out >code
+    print out >>code
     text = text " " out
     while (match(text, /[;{}]/)) {
         piece = substr(text, 1, RSTART - 1)
         delim = substr(text, RSTART, 1)
         text = substr(text, RSTART + 1)
         if (depth == 0 && piece !~ /^[ \t]*typedef[ \t]/ &&
-            match(piece, /[A-Za-z0-9_*][ \t*]+sc_[A-Za-z0-9_]+[ \t]*\(/)) {
+            match(piece, /[A-Za-z0-9_*][ \t*]+scr?_[A-Za-z0-9_]+[ \t]*\(/)) {
             name = substr(piece, RSTART, RLENGTH)
             sub(/^[A-Za-z0-9_*][ \t*]+/, "", name)
             sub(/[ \t]*\($/, "", name)
@@ -96,7 +109,17 @@ awk -v code="$tmp/code" '
         } else if (delim == "}" && sp > 0)
             depth -= !kind[sp--]
     }
-}' "$header" | sort -u >"$tmp/functions"
+}' "$1"
+}
+: >"$tmp/code"
+: >"$tmp/declared"
+: >"$tmp/nodecl"
+while IFS= read -r header; do
+    parse_header "$header" >"$tmp/one"
+    [ -s "$tmp/one" ] || echo "$header: no function declarations found" >>"$tmp/nodecl"
+    cat "$tmp/one" >>"$tmp/declared"
+done <"$tmp/headers"
+sort -u "$tmp/declared" >"$tmp/functions"
 tr -c 'A-Za-z0-9_' '\n' <"$tmp/code" | sort -u >"$tmp/words"
 
 set --
@@ -139,14 +162,22 @@ fi
         print > file
     }' "$@")
 skips examples && rm -f "$tmp"/ex/*.c
+cc_example() { # cc_example FILE.c: compiles it against every header
+    c=$1
+    set --
+    while IFS= read -r header; do
+        set -- "$@" -I"$(dirname "$header")"
+    done <"$tmp/headers"
+    timeout 60 "${CC:-cc}" -std=c11 -Wall -Wextra -Wpedantic -Werror -pthread \
+        "$@" -fsyntax-only "$c" >"$c.err" 2>&1 || echo "cc failed" >>"$c.err"
+}
 for c in "$tmp"/ex/*.c; do
     [ -f "$c" ] || continue
-    timeout 60 "${CC:-cc}" -std=c11 -Wall -Wextra -Wpedantic -Werror -pthread \
-        -I"$(dirname "$header")" -fsyntax-only "$c" >"$c.err" 2>&1 || echo "cc failed" >>"$c.err" &
+    cc_example "$c" &
 done
 wait
 
-# What every page says of itself, against the header and lexgrog.
+# What every page says of itself, against the headers and lexgrog.
 (cd "$mandir" && awk '
     FILENAME == ARGV[1] { fn[$0] = 1; next }
     FILENAME == ARGV[2] { word[$0] = 1; next }
@@ -162,12 +193,15 @@ wait
     /^\.so[ \t]/ { so[p] = $2 }
     /^\.SH/ { s = $0; sub(/^\.SH[ \t]+/, "", s); gsub(/"/, "", s); sec[p, s] = 1 }
     /^\.(Dd|Dt|Os|Nm|Nd|Sh)([ \t]|$)/ { mdoc[p] = 1 }
-    /^\.BR (sc_[a-z0-9_]*|sharedcalls) \(3\)/ { ref[p, $2] = 1 }
+    /^\.BR (scr?_[a-z0-9_]*|sharedcalls(\\-redis)?) \(3\)/ {
+        r = $2; gsub(/\\-/, "-", r); ref[p, r] = 1
+    }
     function bad(msg) { print msg; errors++ }
     END {
         for (p in page) {
             base = p; sub(/.*\//, "", base); sub(/\.3$/, "", base)
-            if (!(base in fn) && base != "sharedcalls" && base != "sc_event")
+            if (!(base in fn) && base != "sharedcalls" && base != "sharedcalls-redis" &&
+                base != "sc_event")
                 bad(p ": the header declares no function " base)
             if (p in so) {
                 if (lines[p] != 1) bad(p ": an alias page must hold only its .so line")
@@ -188,7 +222,7 @@ wait
                 bad(p ": lexgrog cannot read its NAME section")
             split(names[p], ns, " ")
             for (i in ns)
-                if (ns[i] != "sharedcalls" && !(ns[i] in word))
+                if (ns[i] != "sharedcalls" && ns[i] != "sharedcalls-redis" && !(ns[i] in word))
                     bad(p ": its NAME lists " ns[i] ", which the header does not declare")
         }
         for (k in ref) {
@@ -222,7 +256,7 @@ wait
         echo "man3/${page%.*.c}: example ${page#*.3.} does not compile:"
         sed 's/^/    /' "$c.err"
     done
-    [ -s "$tmp/functions" ] || echo "$header: no function declarations found"
+    cat "$tmp/nodecl"
 } >>"$tmp/problems"
 
 nfn=$(wc -l <"$tmp/functions")
@@ -234,7 +268,7 @@ fi
 echo "man pages: $# pages render cleanly; $nfn functions, each with a page that names it"
 $selftest || exit 0
 
-# The self-test: a copy of the pages and the header must pass, and each
+# The self-test: a copy of the pages and the headers must pass, and each
 # broken copy must fail with the message that names what broke. Each case
 # skips the slow parts it does not test: man-db's renders, the examples.
 passed=0
@@ -244,7 +278,7 @@ expect() { # expect pass|fail WHAT [MESSAGE...]: each message must be said
     want=$1 what=$2
     shift 2
     if TEST_MAN_SKIP=$skip sh tests/test_man.sh --check-only "$tmp/st/man" \
-        "$tmp/st/sharedcalls.h" >"$tmp/st.out" 2>&1; then
+        "$tmp"/st/inc/*.h >"$tmp/st.out" 2>&1; then
         got=pass
     else
         got=fail
@@ -261,14 +295,17 @@ expect() { # expect pass|fail WHAT [MESSAGE...]: each message must be said
         sed 's/^/    /' "$tmp/st.out"
     fi
 }
-fresh() { # a clean copy of the pages and the header in $tmp/st
+fresh() { # a clean copy of the pages, and of the headers in $tmp/st/inc
     rm -rf "$tmp/st"
-    mkdir -p "$tmp/st"
+    mkdir -p "$tmp/st/inc"
     cp -R "$mandir" "$tmp/st/man"
-    cp "$header" "$tmp/st/sharedcalls.h"
+    while IFS= read -r header; do
+        cp "$header" "$tmp/st/inc/"
+    done <"$tmp/headers"
 }
 st=$tmp/st/man/man3
-hd=$tmp/st/sharedcalls.h
+hd=$tmp/st/inc/sharedcalls.h
+rhd=$tmp/st/inc/sharedcalls-redis.h
 
 skip="render examples" # the pages were rendered and compiled above
 fresh
@@ -335,6 +372,56 @@ skip="render examples"
 fresh
 sed -i '/^\.SH NAME$/i .Dd November 28, 2026' "$st/sc_new.3"
 expect fail "an mdoc macro" "man3/sc_new.3: mdoc macros"
+
+# The same for libsharedcalls-redis and its header.
+fresh
+rm "$st/scr_stats.3"
+expect fail "scr_stats.3 deleted" "scr_stats: declared in the header, but there is no man3/scr_stats.3"
+
+fresh
+rm "$st/scr_free.3"
+expect fail "the alias scr_free.3 deleted" "scr_free: declared in the header, but there is no man3/scr_free.3"
+
+fresh
+sed -i '/^scr_new, scr_free,/s/ scr_free,//' "$st/scr_new.3"
+expect fail "scr_free left out of scr_new.3's NAME" \
+    "scr_free: the NAME section of man3/scr_new.3 does not list it"
+
+fresh
+printf 'SC_API int\nscr_bogus(scr_group *g,\n          int how);\n' >"$tmp/decl"
+sed -i "/^SC_API int scr_free(/r $tmp/decl" "$rhd"
+expect fail "a new scr_ function declared over three lines" \
+    "scr_bogus: declared in the header, but there is no man3/scr_bogus.3"
+
+fresh
+sed -i '/^SC_API int scr_stats(/d' "$rhd"
+expect fail "scr_stats gone from the Redis header" \
+    "man3/scr_stats.3: the header declares no function scr_stats"
+
+fresh
+sed -i '/^SC_API/,/;/d' "$rhd"
+expect fail "no function left in the Redis header" \
+    "sharedcalls-redis.h: no function declarations found"
+
+fresh
+sed -i 's/\<scr_result\>/scr_answer/g' "$rhd"
+expect fail "scr_result renamed in the Redis header" \
+    "its NAME lists scr_result, which the header does not declare"
+
+fresh
+rm "$st/sharedcalls-redis.3"
+expect fail "the library's page sharedcalls-redis.3 deleted" \
+    "man3/scr_do.3: refers to sharedcalls-redis(3), which has no page"
+
+fresh
+sed -i 's/^\.BR scr_stats (3),$/.BR scr_statistics (3),/' "$st/scr_do.3"
+expect fail "a reference to a scr_ page that does not exist" "man3/scr_do.3: refers to scr_statistics(3)"
+
+skip=render
+fresh
+sed -i 's/^    return scr_free(g) != 0;$/    return scr_free(g, 1) != 0;/' "$st/scr_stats.3"
+expect fail "a Redis example that does not compile" "man3/scr_stats.3: example 1.c does not compile"
+skip="render examples"
 
 echo "man page self-test: $passed passed, $failed failed"
 [ $failed -eq 0 ]
