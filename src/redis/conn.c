@@ -98,6 +98,8 @@ int scr__connect(const scr_options *o, redisContext **out)
         rc = scr__command(c, argc, argv, NULL, &r);
         if (rc == 0)
             freeReplyObject(r);
+        else if (rc == -EPROTO) /* e.g. a password for a server with none */
+            rc = -EACCES;
     }
     if (rc != 0) {
         redisFree(c);

@@ -38,7 +38,8 @@ static int settle_options(scr_group *g, const scr_options *o)
         d.host = "127.0.0.1";
     if (d.unix_socket == NULL && d.port == 0)
         d.port = 6379;
-    if (strpbrk(d.prefix, "{}") != NULL || d.port < 0 || d.port > 65535)
+    if (strpbrk(d.prefix, "{}") != NULL || d.port < 0 || d.port > 65535 ||
+        (d.on_unreachable != SCR_FALL_BACK && d.on_unreachable != SCR_FAIL))
         return -EINVAL;
     d.lock_ttl_ms = d.lock_ttl_ms != 0 ? d.lock_ttl_ms : 5000;
     d.wait_ms = d.wait_ms != 0 ? d.wait_ms : 10000;
@@ -65,8 +66,18 @@ static int settle_options(scr_group *g, const scr_options *o)
     return 0;
 }
 
-/* Whether Redis takes the credentials and lets the protocol's scripts
- * touch the prefix's keys: 0, -EACCES, or -EIO (unreachable). */
+/* Whether Redis takes the credentials and lets this user run every
+ * command the protocol sends, on the prefix's keys and channels (the
+ * scripts ask the ACL itself, redis.acl_check_cmd, without running
+ * anything), and subscribe. Returns 0, -EACCES, -ENOMEM, or -EIO or
+ * -ETIMEDOUT (unreachable). */
+static const char probe_script[] =
+    "for _, c in ipairs({{'SET', KEYS[1], 'x'}, {'GET', KEYS[1]},\n"
+    "    {'INCR', KEYS[1]}, {'DEL', KEYS[1]}, {'PTTL', KEYS[1]},\n"
+    "    {'PUBLISH', KEYS[1], 'x'}}) do\n"
+    "  if not redis.acl_check_cmd(unpack(c)) then return 0 end end\n"
+    "return 1\n";
+
 static int probe(scr_group *g)
 {
     redisContext *c;
@@ -74,20 +85,25 @@ static int probe(scr_group *g)
     if (rc != 0)
         return rc;
     size_t n = strlen(g->opts.prefix) + 16;
-    char *key = malloc(n);
-    if (key == NULL) {
+    char *name = malloc(n);
+    if (name == NULL) {
         redisFree(c);
         return -ENOMEM;
     }
-    snprintf(key, n, "%s{probe}:lock", g->opts.prefix);
-    const char *argv[] = {"EVAL", "return redis.call('EXISTS', KEYS[1])", "1",
-                          key};
+    snprintf(name, n, "%s{probe}:lock", g->opts.prefix);
+    const char *eval[] = {"EVAL", probe_script, "1", name};
     redisReply *r;
-    rc = scr__command(c, 4, argv, NULL, &r);
-    if (rc == 0)
+    rc = scr__command(c, 4, eval, NULL, &r);
+    if (rc == 0) {
+        bool allowed = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
         freeReplyObject(r);
-    free(key);
-    scr__conn_put(g, c);
+        rc = allowed ? 0 : -EACCES;
+    }
+    const char *subscribe[] = {"SUBSCRIBE", name};
+    if (rc == 0 && (rc = scr__command(c, 2, subscribe, NULL, &r)) == 0)
+        freeReplyObject(r);
+    free(name);
+    redisFree(c); /* subscribed: of no use for commands any more */
     return rc == -EPROTO ? -EACCES : rc;
 }
 
@@ -99,8 +115,11 @@ scr_group *scr_new(const scr_options *opts, int *err)
         g->local = sc_new_with(
             &(sc_options){.share = value_share, .drop = value_drop});
         rc = g->local != NULL ? probe(g) : -ENOMEM;
-        if (rc == -EIO && g->opts.on_unreachable == SCR_FALL_BACK)
+        if ((rc == -EIO || rc == -ETIMEDOUT) &&
+            g->opts.on_unreachable == SCR_FALL_BACK)
             rc = 0; /* calls will fall back until Redis is there */
+        else if (rc == -ETIMEDOUT)
+            rc = -EIO;
         if (rc != 0) {
             sc_free(g->local);
             while (g->nidle > 0)

@@ -61,6 +61,7 @@ struct flight {
     redisContext *cmd; /* NULL until needed, and after it broke */
     redisContext *sub; /* subscribed to the channel, once waiting */
     uint64_t fence;    /* elected: ours; waiting: the holder's */
+    bool fn_ran;       /* fn has run here: its code is final, whatever */
     ms_t lock_until;   /* waiting: when the holder's lock expires */
     bool takeover;
 };
@@ -184,6 +185,7 @@ static int run_fn(struct flight *f, struct fleet_value **out)
     void *buf = NULL;
     size_t len = 0;
     atomic_fetch_add(&f->g->runs, 1);
+    f->fn_ran = true;
     int rc = f->fn(f->arg, &buf, &len);
     if (rc == 0 && len > f->g->opts.max_value) {
         atomic_fetch_add(&f->g->refused, 1);
@@ -348,8 +350,9 @@ int scr__fleet_flight(scr_group *g, const char *key, scr_fn fn, void *arg,
         else if (rc == 0)
             rc = wait_for_value(&f, out);
     }
-    if (rc == -EIO || rc == -ETIMEDOUT || rc == -EPROTO) {
-        /* Redis failed (or a waiter's deadline passed). */
+    if (!f.fn_ran && (rc == -EIO || rc == -ETIMEDOUT || rc == -EPROTO)) {
+        /* Redis failed (or a waiter's deadline passed); fn's own codes,
+         * whatever their sign, are never taken for that. */
         if (rc == -ETIMEDOUT && f.sub != NULL && scr__now() >= deadline) {
             /* a waiter's deadline: scr_do counts it, once a caller */
         } else if (g->opts.on_unreachable == SCR_FAIL) {

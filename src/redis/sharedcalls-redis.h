@@ -15,8 +15,9 @@
  *   process B  caller --scr_do("k")--[ lock taken: wait in Redis ]-> v copy
  *
  * The protocol (each step one round trip; the scripts run atomically in
- * Redis; every name shares one hash tag, PREFIX{KEY}, so it runs on a
- * Redis Cluster too):
+ * Redis; every name shares one hash tag, PREFIX{KEY}, so that each script
+ * touches one slot, as a Redis Cluster requires; this library itself
+ * talks to one server and does not follow a cluster's redirections):
  *
  *   elect    a Lua script: if PREFIX{KEY}:lock is free, INCR
  *            PREFIX{KEY}:fence (the fencing number f) and SET the lock to
@@ -37,16 +38,27 @@
  *            value (its leader died or failed), tries to elect itself:
  *            exactly one waiter takes over.
  *
- * A value read from Redis is checked before anyone sees it: its magic,
- * its length and its fencing number; anything else is refused with
- * -EBADMSG. Values cross processes as bytes: fn returns a buffer and its
- * length, and every caller receives a copy of its own.
+ * A value read from Redis is checked before anyone sees it: an entry
+ * without the library's magic, or whose stated length is not its length,
+ * is refused with -EBADMSG, and one over max_value with -EMSGSIZE; one
+ * whose fencing number is lower than the holder's is an earlier flight's,
+ * and is passed over, never returned. Values cross processes as bytes: fn
+ * returns a buffer and its length, and every caller receives a copy of
+ * its own. The fencing counter of each key stays in Redis (it must never
+ * go back); everything else expires.
  *
  * When Redis cannot be reached or fails (connection refused, an error
  * reply, no answer within io_timeout_ms), a call falls back to coalescing
- * in its process only, and the fallback is counted; nothing waits past its
- * deadline. A wrong password or an ACL that refuses the protocol's
- * commands is an error when the group is made.
+ * in its process only, and the fallback is counted. A caller waiting for
+ * another process returns -ETIMEDOUT at its deadline, or at most one
+ * round trip (io_timeout_ms) after it. A wrong password, or an ACL that
+ * refuses any command the protocol sends (EVAL, and in its scripts GET
+ * SET INCR DEL PTTL PUBLISH, on the prefix's keys; SUBSCRIBE on its
+ * channels), is an error when the group is made.
+ *
+ * As with libsharedcalls' port, fn must return, and a thread must not be
+ * cancelled inside scr_do: its flight's connections would be lost, and
+ * its lock would stay until its time to live.
  *
  * Failures are not shared across processes: when a leader's fn fails, its
  * own process's callers get the failure, and the waiting processes elect
@@ -71,8 +83,9 @@ extern "C" {
 typedef struct scr_group scr_group;
 
 /* Runs once per flight across the fleet: stores a buffer from malloc in
- * *buf (the kit takes it and frees it) and its length in *len, and returns
- * 0; or returns a nonzero error code (positive: errno values suit). */
+ * *buf (the kit takes it and frees it, also when fn fails) and its length
+ * in *len, and returns 0; or returns a nonzero error code (positive:
+ * errno values suit; negative ones cannot be told from the kit's). */
 typedef int (*scr_fn)(void *arg, void **buf, size_t *len);
 
 /* What a call does when Redis cannot be reached or fails. */
@@ -133,10 +146,12 @@ typedef struct scr_result {
  * Makes a group, connected to Redis as *opts says (NULL: the defaults).
  * Returns the group, owned by the caller until scr_free; or NULL with
  * *err (if err is not NULL) set to -EINVAL (a bad option: the prefix
- * holds '{' or '}', a time is 0 where it may not be), -ENOMEM, -EACCES
- * (Redis refused the credentials, or the ACL refuses the protocol's
- * commands or keys), or, with SCR_FAIL, -EIO (Redis cannot be reached).
- * With SCR_FALL_BACK, an unreachable Redis is no error: calls fall back.
+ * holds '{' or '}', the port is not in 0-65535, on_unreachable is neither
+ * value), -ENOMEM, -EACCES (Redis refused the credentials, or the ACL
+ * refuses a command, key or channel the protocol needs; any error reply
+ * to the check is taken as that), or, with SCR_FAIL, -EIO (Redis cannot
+ * be reached, or does not answer within io_timeout_ms). With
+ * SCR_FALL_BACK, an unreachable Redis is no error: calls fall back.
  */
 SC_API scr_group *scr_new(const scr_options *opts, int *err);
 
@@ -156,6 +171,9 @@ SC_API int scr_free(scr_group *g);
  *   -EMSGSIZE   fn's value, or the entry in Redis, is over max_value
  *   -EBADMSG    the entry in Redis is not a value this library wrote
  *   -EIO        Redis failed, with SCR_FAIL
+ *   -EACCES     the ACL refused a command (it changed since scr_new)
+ *   -EDEADLK    fn called scr_do for its own key
+ *   -ECANCELED  the thread running fn was cancelled
  *   -ENOMEM
  * On an error *out is untouched.
  */
@@ -164,17 +182,21 @@ SC_API int scr_do(scr_group *g, const char *key, scr_fn fn, void *arg,
 
 /* Counters of a group, since it was made. */
 struct scr_stats {
-    unsigned long long calls;     /* scr_do calls that reached a flight */
+    unsigned long long calls;     /* scr_do calls with valid arguments */
     unsigned long long runs;      /* runs of fn in this process */
     unsigned long long remote;    /* values taken from another process */
-    unsigned long long takeovers; /* leaders elected after a waiter saw
-                                      the lock gone without a value */
+    unsigned long long takeovers; /* this process elected after waiting:
+                                     the lock went without a value (its
+                                     leader died or failed, or the value
+                                     expired before it was read) */
     unsigned long long fallbacks; /* flights coalesced in this process
-                                      only, Redis failing */
+                                     only, Redis failing */
     unsigned long long stale;     /* values not published: a newer leader
-                                      had been elected */
+                                     had been elected */
     unsigned long long timed_out; /* calls that returned -ETIMEDOUT */
-    unsigned long long refused;   /* entries refused: -EBADMSG, -EMSGSIZE */
+    unsigned long long refused;   /* values refused: entries with -EBADMSG
+                                     or -EMSGSIZE, and fn's own over
+                                     max_value */
 };
 
 /* Copies g's counters into *out. Returns 0 or -EINVAL. */
