@@ -15,11 +15,6 @@ cd "$(dirname "$0")/.." || exit 2
 tools=${*:-helgrind drd memcheck tsan asan}
 # The Makefile's suites and demos.
 programs=$(${MAKE:-make} -s --no-print-directory list-programs)
-# Not yet under the race tools: tests/test_redis forks a fleet of processes
-# and starts redis-server; under ThreadSanitizer a child's threads after the
-# fork hang it. Its runs under the tools, at a reduced size, are still to
-# come (README, "Beyond one process").
-programs=$(echo "$programs" | tr ' ' '\n' | grep -vx 'tests/test_redis' | tr '\n' ' ')
 size=${RACE_SIZE:-small}
 case $size in
 small) vg_threads=4 vg_calls=2000 san_threads=8 san_calls=20000 limit=300 ;;
@@ -53,6 +48,14 @@ bad=0
 for prog in $programs; do
     printf '%-22s' "${prog#*/}"
     for tool in $tools; do
+        # Not yet under Valgrind: tests/test_redis forks a fleet whose
+        # processes each run under the tool, too slowly for the suite's
+        # bounded waits; a reduced size for it is still to come.
+        case $tool:$prog in
+        helgrind:tests/test_redis | drd:tests/test_redis | memcheck:tests/test_redis)
+            printf '%-17s' "not yet"
+            continue ;;
+        esac
         case $tool in
         helgrind | drd | memcheck) threads=$vg_threads calls=$vg_calls ;;
         *) threads=$san_threads calls=$san_calls ;;
