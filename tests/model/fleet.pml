@@ -19,8 +19,9 @@
  *
  * fn is two steps, its start and its return, so that anything may happen
  * while it runs. It returns "the value of fence f" (in the model a value
- * is the fence of the flight that made it), or fails, or (with -DCRASH=1,
- * the default) the process dies in it and leaves its lock to run out.
+ * is the fence of the flight that made it), or fails (unless -DFAILS=0),
+ * or the process dies in it and leaves its lock to run out (unless
+ * -DCRASH=0).
  *
  * Properties, each asserted where it can first fail (scripts/model.sh
  * names a counterexample from the assertion's text):
@@ -43,8 +44,12 @@
  *               fence counter with the leader's fence;
  *   -DNO_TOKEN  release_script and publish_script delete the lock without
  *               comparing its "TOKEN f" with the leader's;
- *   -DONE_FN    asserts that one fn runs at a time for the key, which the
- *               time to live cannot promise: a counterexample is expected.
+ *   -DONE_FN    asserts, once every process has returned, that no two fns
+ *               ran at once for the key, which the time to live cannot
+ *               promise: a counterexample is expected, and its trail
+ *               shows the fence keeping the slower leader's value out.
+ *               With -DCRASH=0 -DFAILS=0 (fn never fails) that trail is
+ *               the shortest.
  *
  * Each step's comment starts with the script or the function of
  * protocol.c it stands for; scripts/model.sh prints a trail as a timeline
@@ -60,15 +65,15 @@
 #ifndef CRASH
 #define CRASH 1
 #endif
+#ifndef FAILS
+#define FAILS 1
+#endif
 #ifndef CHECK_RETURNS
 #define CHECK_RETURNS 1
 #endif
-/* Elections at most: each lock ends by a return, a death or an expiry. */
-#if CRASH
-#define MAXF (2 * P + EXPIRIES)
-#else
+/* Elections at most: each one's lock ends when its leader returns or
+ * dies, each process's one end, or runs out while its leader lives. */
 #define MAXF (P + EXPIRIES)
-#endif
 #define DONE 0   /* PUBLISH 'done f' */
 #define FAILED 1 /* PUBLISH 'failed f' */
 
@@ -88,6 +93,7 @@ bool dead[P];
 byte crashed, finished; /* processes dead, and returned */
 byte expiries;          /* times a live leader's lock ran out */
 byte running;           /* leaders inside fn now */
+bool overlapped;        /* two ran fn at once (asserted with -DONE_FN) */
 
 /* A script's PUBLISH reaches every process subscribed at that moment. */
 #define PUBLISH(what) i = 0; do :: i < P -> if :: subscribed[i] -> assert(len(inbox[i]) < MAXF); inbox[i]!what :: else fi; i++ :: else -> break od; i = 0
@@ -134,47 +140,63 @@ proctype Process(byte me)
     byte i;
     bool elected;
 
-    ELECT; /* elect_script: from scr__fleet_flight() */
+    /* scr__fleet_flight() calls elect() once: elected, it leads; else it
+     * waits, knowing the holder's f. */
+    ELECT; /* elect_script: first try */
     if
     :: elected -> goto lead
     :: else -> goto waiting
     fi;
-lead: /* lead() */
+lead: /* lead() runs fn, then publishes or releases */
 #if ONE_FN
-    atomic { assert(running == 0); running++ }; /* run_fn(): fn starts */
+    atomic { overlapped = overlapped || running > 0; running++ }; /* run_fn(): fn starts */
 #else
     running++; /* run_fn(): fn starts */
 #endif
     if
     :: atomic { running--; got = f }; /* run_fn(): fn returns a value */
+#if FAILS
     :: running--; /* run_fn(): fn fails */
-       RELEASE; /* release_script: from lead(), fn failed */
+       RELEASE; /* release_script: fn failed */
        atomic { UNSUBSCRIBE; f = 0; elected = false; finished++ }; /* lead(): returns fn's failure */
        goto out
+#endif
 #if CRASH
+    /* Not in protocol.c: the process is killed, or its host is lost. */
     :: atomic { running--; dead[me] = true; crashed++; UNSUBSCRIBE; f = 0; elected = false }; /* run_fn(): the process dies */
        goto out
 #endif
     fi;
-    PUBLISH_VALUE; /* publish_script: from lead() */
+    PUBLISH_VALUE; /* publish_script: fn's value */
+    /* Stored: lead() returns its own value to its callers. Stale: it
+     * counts it, drops it, takes the counter as f->fence and waits for
+     * that flight's value (its lock_until a whole lock_ttl_ms away). */
     if
     :: got != 0 -> RETURN(got) /* lead(): returns its own value */
-    :: else -> elected = false /* lead(): stale: waits for the newer one */
+    :: else -> elected = false /* lead(): stale: waits */
     fi;
 waiting: /* wait_for_value() */
-    subscribed[me] = true; /* subscribe(): before the first read */
+    /* It subscribes (if it is not yet) before it reads, so that a value
+     * published after the read wakes it. */
+    subscribed[me] = true; /* subscribe(): before reading */
 reading:
-    atomic { if :: vfence != 0 && vfence >= f -> got = vfence :: else -> got = 0 fi }; /* read_value(): a value of fence >= f? */
+    /* read_value(): GET the value; one with fence >= f->fence is the
+     * answer, an older one is ignored. */
+    atomic { if :: vfence != 0 && vfence >= f -> got = vfence :: else -> got = 0 fi }; /* read_value(): GET */
     if
-    :: got != 0 -> RETURN(got) /* wait_for_value(): returns the value read */
+    :: got != 0 -> RETURN(got) /* wait_for_value(): returns value */
     :: else
     fi;
-    if
-    :: inbox[me]?DONE -> goto reading /* scr__next_message(): 'done': reads again */
-    :: inbox[me]?FAILED /* scr__next_message(): 'failed': takes over */
-    :: lock != f /* scr__next_message(): times out: the lock it saw is gone */
+    /* scr__next_message() until lock_until + 1: 'done' sends it back to
+     * read; 'failed', or the time passing, to elect() (a takeover). */
+    if /* scr__next_message(): sleeps */
+    :: inbox[me]?DONE -> goto reading /* scr__next_message(): 'done' */
+    :: inbox[me]?FAILED /* scr__next_message(): 'failed' */
+    :: lock != f /* scr__next_message(): times out */
     fi;
-    ELECT; /* elect_script: from wait_for_value(), to take over */
+    /* Elected, it leads (f->takeover); else it knows the new holder's f
+     * and its PTTL, and reads again. */
+    ELECT; /* elect_script: takeover */
     if
     :: elected -> goto lead
     :: else -> goto reading
@@ -189,8 +211,8 @@ proctype Ttl()
 {
 end:
     do
-    :: atomic { lock != 0 && (dead[holder] || expiries < EXPIRIES) -> if :: !dead[holder] -> expiries++ :: else fi; lock = 0 } /* PX: the lock's time to live runs out */
-    :: atomic { vfence != 0 -> vfence = 0 } /* PX: the value's time to live runs out */
+    :: atomic { lock != 0 && (dead[holder] || expiries < EXPIRIES) -> if :: !dead[holder] -> expiries++ :: else fi; lock = 0 } /* PX: the lock expires */
+    :: atomic { vfence != 0 -> vfence = 0 } /* PX: the value expires */
     od
 }
 
@@ -206,5 +228,8 @@ init
         run Ttl()
     }
     finished + crashed == P; /* blocks for good if a process never returns */
-    assert(lock == 0 || dead[holder]) /* no live leader left its lock */
+    assert(lock == 0 || dead[holder]); /* no live leader left its lock */
+#if ONE_FN
+    assert(!overlapped) /* at the end: the whole run, in a trail */
+#endif
 }
