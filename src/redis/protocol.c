@@ -290,6 +290,27 @@ static int wait_for_value(struct flight *f, struct fleet_value **out)
     }
 }
 
+/* The lock goes, if it is still this leader's, and the waiters are told:
+ * fn failed, or its value cannot be published. */
+static void release(struct flight *f, const char *fence)
+{
+    static const enum name keys[] = {LOCK, CHANNEL};
+    const char *args[] = {f->token, fence};
+    redisReply *r;
+    if (eval(f, release_script, 2, keys, 2, args, NULL, &r) == 0)
+        freeReplyObject(r);
+}
+
+/* A value that was not published, so its fencing number was never
+ * checked (Redis failed, or memory ran out): this process's callers get
+ * it as they would in a fallback, and it is counted as one. */
+static int unchecked(struct flight *f, struct fleet_value *v)
+{
+    atomic_fetch_add(&f->g->fallbacks, 1);
+    v->fallback = true;
+    return 0;
+}
+
 /* This process was elected with fencing number f->fence: run fn and
  * publish its value, or tell the waiters it failed. */
 static int lead(struct flight *f, struct fleet_value **out)
@@ -299,15 +320,14 @@ static int lead(struct flight *f, struct fleet_value **out)
     snprintf(fence, sizeof fence, "%" PRIu64, f->fence);
     redisReply *r = NULL;
     if (rc != 0) {
-        static const enum name keys[] = {LOCK, CHANNEL};
-        const char *args[] = {f->token, fence};
-        if (eval(f, release_script, 2, keys, 2, args, NULL, &r) == 0)
-            freeReplyObject(r);
+        release(f, fence);
         return rc;
     }
     char *entry = scr__value_encode(f->fence, (*out)->bytes, (*out)->len);
-    if (entry == NULL)
-        return 0; /* the callers here still get it; waiters take over */
+    if (entry == NULL) { /* out of memory: the waiters may take over now */
+        release(f, fence);
+        return unchecked(f, *out);
+    }
     static const enum name keys[] = {LOCK, FENCE, VALUE, CHANNEL};
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%u", f->g->opts.value_ttl_ms);
@@ -316,8 +336,8 @@ static int lead(struct flight *f, struct fleet_value **out)
                            SCR_VALUE_HEADER + (*out)->len, strlen(ttl)};
     int published = eval(f, publish_script, 4, keys, 4, args, lens, &r);
     free(entry);
-    if (published != 0)
-        return 0; /* not published: the waiters take over after the TTL */
+    if (published != 0) /* the waiters take over after the lock's TTL */
+        return unchecked(f, *out);
     bool stale = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
                  r->element[0]->type == REDIS_REPLY_INTEGER &&
                  r->element[0]->integer == 0;

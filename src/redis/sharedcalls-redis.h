@@ -49,7 +49,10 @@
  *
  * When Redis cannot be reached or fails (connection refused, an error
  * reply, no answer within io_timeout_ms), a call falls back to coalescing
- * in its process only, and the fallback is counted. A caller waiting for
+ * in its process only, and the fallback is counted. A leader whose value
+ * cannot be published (Redis failed after fn ran) gives it to its own
+ * process's callers the same way, marked as a fallback: its fencing
+ * number could not be checked. A caller waiting for
  * another process returns -ETIMEDOUT at its deadline, or at most one
  * round trip (io_timeout_ms) after it. A wrong password, or an ACL that
  * refuses any command the protocol sends (EVAL, and in its scripts GET
