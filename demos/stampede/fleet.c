@@ -290,6 +290,7 @@ static void total(const struct procs *ps, struct st_result *out)
         out->hits += r->hits;
         out->shared += r->shared;
         out->remote += r->remote;
+        out->copied += r->copied;
         out->queries += r->queries;
         out->early += r->early;
         out->not_found += r->not_found;

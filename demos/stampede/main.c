@@ -55,7 +55,8 @@ static void usage(FILE *to, const struct option *opts)
             "usage: stampede [--mode MODE] [--procs N] [OPTION N]... [--db "
             "PATH]\n"
             "                [--redis SOCKET [--redis-password PW]] "
-            "[--beta B] [--quiet]\n"
+            "[--beta B]\n"
+            "                [--no-fleet-copy] [--quiet]\n"
             "  --mode MODE          none, sharedcalls, redis, xfetch; both "
             "(none and\n"
             "                       sharedcalls) or all (default: both; all "
@@ -72,6 +73,9 @@ static void usage(FILE *to, const struct option *opts)
             "(default: the\n"
             "                       demo starts a private one and stops it)\n"
             "  --redis-password PW  its password\n"
+            "  --no-fleet-copy      redis: no copy of a flight's row in Redis "
+            "for a process\n"
+            "                       that comes late (it queries again)\n"
             "  --quiet              no progress line\n");
 }
 
@@ -126,6 +130,7 @@ enum figure {
     PER_EXPIRY,
     SHARED,
     REMOTE,
+    COPIED,
     EARLY,
     NOT_FOUND,
     FAILS,
@@ -145,6 +150,7 @@ static const char *const labels[FIGURES] = {"requests",
                                             "  per expiry of a hot key",
                                             "answered by another's query",
                                             "  in another process",
+                                            "  late: the fleet's copy",
                                             "reloaded early (xfetch)",
                                             "answered 'no such user'",
                                             "failed queries",
@@ -160,6 +166,7 @@ static enum st_mode only_for(enum figure f)
 {
     switch (f) {
     case REMOTE:
+    case COPIED:
     case TAKEOVERS:
     case FALLBACKS:
         return ST_REDIS;
@@ -177,6 +184,7 @@ static void cell(const struct st_result *r, enum figure f, char *b, size_t n)
                            [HOT_QUERIES] = r->hot_queries,
                            [SHARED] = r->shared,
                            [REMOTE] = r->remote,
+                           [COPIED] = r->copied,
                            [EARLY] = r->early,
                            [NOT_FOUND] = r->not_found,
                            [FAILS] = r->db_fails,
@@ -362,7 +370,7 @@ int main(int argc, char **argv)
     };
     const char *set = NULL, *db = NULL, *redis = NULL, *password = NULL;
     double beta = 1.0;
-    bool quiet = !isatty(STDERR_FILENO);
+    bool quiet = !isatty(STDERR_FILENO), fleet_copy = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const struct option *o = opts;
@@ -374,6 +382,9 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--quiet") == 0) {
             quiet = true;
+            continue;
+        } else if (strcmp(a, "--no-fleet-copy") == 0) {
+            fleet_copy = false;
             continue;
         } else if (o->name != NULL) {
             char takes[64];
@@ -452,6 +463,7 @@ int main(int argc, char **argv)
                             .beta = beta,
                             .redis_socket = redis,
                             .redis_password = password,
+                            .fleet_copy = fleet_copy,
                             .interrupted = &interrupted};
     struct st_server server = {.pid = 0};
     int rc = 1;

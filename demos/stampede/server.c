@@ -34,17 +34,17 @@ static void remove_folder(const struct st_server *s)
     rmdir(s->dir);
 }
 
-/* A connection that has authenticated, or NULL (why in *why). */
-static redisContext *connect_to(const char *path, const char *password,
-                                const char **why)
+redisContext *st_redis_connect(const char *path, const char *password,
+                               int timeout_ms, const char **why)
 {
-    redisContext *c = redisConnectUnixWithTimeout(path, (struct timeval){1, 0});
+    struct timeval limit = {timeout_ms / 1000, (timeout_ms % 1000) * 1000L};
+    redisContext *c = redisConnectUnixWithTimeout(path, limit);
     if (c == NULL || c->err != 0) {
         *why = c != NULL ? "cannot connect" : "out of memory";
         redisFree(c);
         return NULL;
     }
-    redisSetTimeout(c, (struct timeval){5, 0});
+    redisSetTimeout(c, limit);
     redisReply *r = password != NULL ? redisCommand(c, "AUTH %s", password)
                                      : redisCommand(c, "PING");
     *why = r == NULL                      ? "no answer"
@@ -62,7 +62,7 @@ static redisContext *connect_to(const char *path, const char *password,
 int st_redis_ping(const char *path, const char *password, bool quiet)
 {
     const char *why = NULL;
-    redisContext *c = connect_to(path, password, &why);
+    redisContext *c = st_redis_connect(path, password, 5000, &why);
     if (c == NULL && !quiet)
         fprintf(stderr, "stampede: redis on %s: %s\n", path, why);
     redisFree(c);
@@ -72,7 +72,7 @@ int st_redis_ping(const char *path, const char *password, bool quiet)
 long st_redis_forget(const char *path, const char *password, const char *prefix)
 {
     const char *why = NULL;
-    redisContext *c = connect_to(path, password, &why);
+    redisContext *c = st_redis_connect(path, password, 5000, &why);
     if (c == NULL)
         return -1;
     char match[64];

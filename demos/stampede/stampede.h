@@ -110,6 +110,9 @@ struct st_config {
     double beta;   /* xfetch's: above 1, reloads come earlier */
     const char *redis_socket;   /* the redis mode's server (Unix socket) */
     const char *redis_password; /* NULL: none */
+    /* redis: a flight's row stays in Redis until it expires, for a
+     * process that comes late */
+    bool fleet_copy;
     /* Set by a signal handler: the run ends early, with -EINTR. */
     const volatile sig_atomic_t *interrupted;
 };
@@ -122,6 +125,7 @@ struct st_result {
     long hits;        /* answered from the cache */
     long shared;      /* answered by another request's query */
     long remote;      /* of those: a query in another process */
+    long copied;      /* of those: late, from the fleet's copy in Redis */
     long queries;     /* answered by their own query */
     long early;       /* of those: xfetch's reloads before the expiry */
     long not_found;   /* answers that the row does not exist */
@@ -162,6 +166,11 @@ void st_server_stop(struct st_server *s);
 /* Whether Redis answers on the Unix socket path with password (NULL:
  * none): 0, or -1 with a message on stderr unless quiet. */
 int st_redis_ping(const char *path, const char *password, bool quiet);
+/* A connection to Redis on the Unix socket path, authenticated with
+ * password (NULL: none), whose every step waits at most timeout_ms; or
+ * NULL, and *why says why. */
+struct redisContext *st_redis_connect(const char *path, const char *password,
+                                      int timeout_ms, const char **why);
 /* Deletes the keys starting with prefix: what a run left. Returns how
  * many, or -1. */
 long st_redis_forget(const char *path, const char *password,

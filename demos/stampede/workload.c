@@ -23,6 +23,7 @@
 #include "sharedcalls-redis.h"
 
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,8 +51,10 @@ struct worker {
     pthread_t thread;
     struct st_db *db;
     uint64_t rng;
-    int id;       /* the id being asked for */
-    bool queried; /* its own fn queried the database */
+    int id;           /* the id being asked for */
+    bool queried;     /* its own fn queried the database */
+    bool copied;      /* its own fn found the fleet's copy */
+    redisContext *rc; /* the fleet's copy: NULL until needed */
     struct st_result r;
     long bins[ST_BINS];
 };
@@ -220,6 +223,62 @@ static int decode(const unsigned char *buf, size_t len, struct st_row *row,
     return 0;
 }
 
+/*
+ * The fleet's copy of a row. Singleflight remembers nothing once a flight
+ * has ended: a process whose first miss comes after the fleet's flight
+ * for the key (its threads were busy, or not scheduled: tens of ms on a
+ * loaded machine, against a query's 5 ms) would lead a flight of its own
+ * and query again, and that load's expiry would split the fleet into two
+ * groups that expire apart from then on. So the leader leaves the row in
+ * Redis, with its expiry, until it expires, and fn looks there before it
+ * queries, as doTake looks in the cache: a late process gets the same
+ * row, and the same expiry. (--no-fleet-copy shows the fleet without it.)
+ */
+static redisContext *copy_conn(struct worker *w)
+{
+    if (w->rc != NULL && w->rc->err == 0)
+        return w->rc;
+    redisFree(w->rc); /* broken: a new one */
+    const char *why;
+    w->rc = st_redis_connect(w->proc->cfg->redis_socket,
+                             w->proc->cfg->redis_password, 500, &why);
+    return w->rc;
+}
+
+/* 0 with the copy's *row, *found and *expires; ENOENT if there is none
+ * (or it has expired); EIO if Redis failed; EBADMSG if the copy is not a
+ * row that encode wrote. */
+static int copy_get(struct worker *w, struct st_row *row, bool *found,
+                    long long *expires)
+{
+    redisContext *c = copy_conn(w);
+    redisReply *r = c == NULL ? NULL
+                              : redisCommand(c, "GET %s{%d}:row",
+                                             w->proc->fleet->prefix, w->id);
+    int rc = EIO;
+    if (r != NULL && r->type == REDIS_REPLY_NIL)
+        rc = ENOENT;
+    else if (r != NULL && r->type == REDIS_REPLY_STRING)
+        rc = decode((const unsigned char *)r->str, r->len, row, found, expires);
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc == 0 && *expires <= st_now_ns() ? ENOENT : rc;
+}
+
+/* Leaves bytes in Redis until expires; a failure only loses the copy. */
+static void copy_set(struct worker *w, const void *bytes, size_t len,
+                     long long expires)
+{
+    long long ms = (expires - st_now_ns()) / 1000000;
+    redisContext *c = ms > 0 ? copy_conn(w) : NULL;
+    redisReply *r =
+        c == NULL ? NULL
+                  : redisCommand(c, "SET %s{%d}:row %b PX %lld",
+                                 w->proc->fleet->prefix, w->id, bytes, len, ms);
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
 /* fn of a fleet-wide flight: load() again, its row as bytes. It runs in
  * one process of the fleet, which fills its own cache here; the others
  * fill theirs with what they receive. */
@@ -230,15 +289,29 @@ static int load_bytes(void *arg, void **buf, size_t *len)
     struct st_seen seen;
     enum st_look look = st_cache_get(w->proc->cache, w->id, &row, &seen);
     long long expires = seen.expires;
-    int rc = look == ST_HIT_MISSING ? ENOENT : 0;
+    bool found = look == ST_HIT, copy = w->proc->cfg->fleet_copy;
     if (look == ST_MISS) {
-        w->queried = true;
-        rc = query(w, &row, &seen, &expires);
-        if (rc != 0 && rc != ENOENT)
-            return rc; /* not shared with the fleet: a waiter takes over */
+        int rc = copy ? copy_get(w, &row, &found, &expires) : ENOENT;
+        if (rc == EBADMSG)
+            return rc; /* a garbled copy: no answer, never a wrong one */
+        w->copied = rc == 0;
+        if (w->copied) {
+            st_cache_put(w->proc->cache, w->id, found ? &row : NULL, &seen,
+                         expires, 0);
+        } else {
+            w->queried = true;
+            rc = query(w, &row, &seen, &expires);
+            if (rc != 0 && rc != ENOENT)
+                return rc; /* not shared with the fleet: one takes over */
+            found = rc == 0;
+        }
     }
-    *buf = encode(w->id, rc == 0 ? &row : NULL, expires, len);
-    return *buf != NULL ? 0 : ENOMEM;
+    *buf = encode(w->id, found ? &row : NULL, expires, len);
+    if (*buf == NULL)
+        return ENOMEM;
+    if (look == ST_MISS && !w->copied && copy)
+        copy_set(w, *buf, *len, expires);
+    return 0;
 }
 
 /* A miss in redis mode: one flight per key across the fleet. *seen is the
@@ -248,8 +321,8 @@ static int fleet_miss(struct worker *w, struct st_row *row,
 {
     char key[16];
     snprintf(key, sizeof key, "%d", w->id);
-    scr_result res;
-    w->queried = false;
+    scr_result res = {0};
+    w->queried = w->copied = false;
     int rc = scr_do(w->proc->rg, key, load_bytes, w, &res);
     bool ok = rc == 0;
     if (ok) {
@@ -265,6 +338,10 @@ static int fleet_miss(struct worker *w, struct st_row *row,
     }
     if (w->queried) {
         w->r.queries++;
+    } else if (w->copied) { /* another process's query, late */
+        w->r.shared++;
+        w->r.remote++;
+        w->r.copied++;
     } else if (ok && res.origin == SCR_THIS_THREAD) {
         w->r.hits++; /* filled by a flight that had just ended */
     } else {
@@ -382,6 +459,7 @@ static void total(struct proc *p, struct worker *ws, int n)
         out->hits += r->hits;
         out->shared += r->shared;
         out->remote += r->remote;
+        out->copied += r->copied;
         out->queries += r->queries;
         out->early += r->early;
         out->not_found += r->not_found;
@@ -472,8 +550,10 @@ int st_process(const struct st_config *cfg, enum st_mode mode,
         pthread_join(ws[i].thread, NULL);
     if (rc == 0)
         total(&p, ws, n);
-    for (int i = 0; ws != NULL && i < n; i++)
+    for (int i = 0; ws != NULL && i < n; i++) {
         st_db_close(ws[i].db);
+        redisFree(ws[i].rc);
+    }
     if (p.g != NULL && sc_free(p.g) != 0 && rc == 0)
         rc = -EBUSY;
     if (p.rg != NULL && scr_free(p.rg) != 0 && rc == 0)
