@@ -92,8 +92,9 @@ enum st_look st_cache_get(struct st_cache *c, int id, struct st_row *out,
     const struct entry *e = &c->entries[id];
     enum st_look look = ST_MISS;
     pthread_mutex_lock(&s->lock);
-    *seen = (struct st_seen){e->fills, e->expires, e->delta};
+    *seen = (struct st_seen){e->fills, e->expires, e->delta, false};
     if (e->expires > st_now_ns()) {
+        seen->live = true;
         look = e->missing ? ST_HIT_MISSING : ST_HIT;
         if (!e->missing)
             *out = e->row; /* a copy: the entry may change once unlocked */
@@ -123,9 +124,10 @@ bool st_cache_put(struct st_cache *c, int id, const struct st_row *row,
     struct stripe *s = stripe_of(c, id);
     struct entry *e = &c->entries[id];
     pthread_mutex_lock(&s->lock);
-    /* Another put since the look has filled this lifetime already (with
-     * the same row): a second would count it twice. */
-    bool fill = e->fills == seen->fills;
+    /* A load after a hit was not needed, and another put since the look
+     * has filled this lifetime already (with the same row): either would
+     * count a lifetime that was not. */
+    bool fill = !seen->live && e->fills == seen->fills;
     if (fill) {
         e->fills++;
         e->missing = row == NULL;

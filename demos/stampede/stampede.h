@@ -66,6 +66,7 @@ struct st_seen {
     long fills;        /* its lifetimes so far (0: never filled) */
     long long expires; /* CLOCK_MONOTONIC ns; 0: never filled */
     long long delta;   /* how long the load that filled it took, ns */
+    bool live;         /* found and not expired (a hit) */
 };
 long long st_now_ns(void); /* CLOCK_MONOTONIC: one clock for a machine */
 struct st_cache *st_cache_new(int size, int ttl_ms, int missing_ttl_ms,
@@ -79,8 +80,9 @@ enum st_look st_cache_get(struct st_cache *c, int id, struct st_row *out,
  * if !found) times a random factor in [0.95, 1.05]. */
 long long st_cache_expiry(struct st_cache *c, int id, bool found);
 /* Fills id with row (NULL: the not-found placeholder) until expires, if
- * no other put came after the look *seen: each lifetime is filled once.
- * Returns whether it filled. */
+ * the look *seen found it absent or expired (not live: xfetch clears live
+ * when its draw says to reload) and no other put came after that look:
+ * each lifetime is filled once. Returns whether it filled. */
 bool st_cache_put(struct st_cache *c, int id, const struct st_row *row,
                   const struct st_seen *seen, long long expires,
                   long long delta);

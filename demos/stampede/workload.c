@@ -381,6 +381,7 @@ static int ask(struct worker *w, struct st_row *row)
     if (look != ST_MISS && p->mode == ST_XFETCH && xfetch_early(w, &seen)) {
         w->r.early++;
         look = ST_MISS;
+        seen.live = false; /* the draw ended its life */
     }
     switch (look) {
     case ST_HIT:
