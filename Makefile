@@ -204,9 +204,12 @@ check: all | deps
 	@SC_NO_DEPS=1 MAKE="$(MAKE)" scripts/run-checks $(B)
 
 # On a terminal the timeline is a player (q quits); elsewhere it prints.
+# The second stampede is a fleet of 4 processes, each with its own cache,
+# in the four modes (it starts and stops a private redis-server).
 demo: $(DEMOS)
 	$(B)/demos/once
 	$(B)/demos/stampede
+	$(B)/demos/stampede --procs 4 --seconds 2 --mode all
 	$(B)/demos/timeline
 
 RACE_TOOLS := helgrind drd memcheck tsan asan
