@@ -293,7 +293,7 @@ static int load_bytes(void *arg, void **buf, size_t *len)
     if (look == ST_MISS) {
         int rc = copy ? copy_get(w, &row, &found, &expires) : ENOENT;
         if (rc == EBADMSG)
-            return rc; /* a garbled copy: no answer, never a wrong one */
+            return rc; /* garbled: never used, and judged wrong */
         w->copied = rc == 0;
         if (w->copied) {
             st_cache_put(w->proc->cache, w->id, found ? &row : NULL, &seen,
