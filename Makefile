@@ -167,11 +167,13 @@ $(B)/obj/timeline/scenarios.o: STD += $(if $(CLANG),-Wno-missing-field-initializ
 
 $(B)/obj/stampede/%.o: demos/stampede/%.c Makefile | deps
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(STD) $(CPPFLAGS) -Isrc/redis $(DEPFLAGS) $(CFLAGS) -c $< -o $@
 
-$(B)/demos/stampede: $(ST_OBJ) $(LIB_A)
+# The redis mode's fleet: libsharedcalls-redis before the core it uses.
+ST_LIBS := -lhiredis -lsqlite3 -lm
+$(B)/demos/stampede: $(ST_OBJ) $(RLIB_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CFLAGS) $(LDFLAGS) $^ -lsqlite3 $(LDLIBS) -o $@
+	$(CC) $(STD) $(CFLAGS) $(LDFLAGS) $^ $(ST_LIBS) $(LDLIBS) -o $@
 
 $(TESTUTIL): tests/testutil.c Makefile | deps
 	@mkdir -p $(@D)
@@ -189,10 +191,10 @@ $(B)/tests/test_redis: EXTRA_OBJ := $(REDIS_SERVER) $(RLIB_A)
 $(B)/tests/test_redis: CPPFLAGS += -Isrc/redis
 $(B)/tests/test_redis: LDLIBS += -lhiredis
 $(B)/tests/test_redis: $(REDIS_SERVER) $(RLIB_A)
-$(B)/tests/test_stampede: EXTRA_OBJ := $(ST_CORE)
+$(B)/tests/test_stampede: EXTRA_OBJ := $(ST_CORE) $(RLIB_A)
 $(B)/tests/test_stampede: CPPFLAGS += -Idemos/stampede
-$(B)/tests/test_stampede: LDLIBS += -lsqlite3
-$(B)/tests/test_stampede: $(ST_CORE)
+$(B)/tests/test_stampede: LDLIBS += $(ST_LIBS)
+$(B)/tests/test_stampede: $(ST_CORE) $(RLIB_A)
 $(B)/tests/%: tests/%.c $(TESTUTIL) $(LIB_A) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CPPFLAGS) $(DEPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(EXTRA_OBJ) $(TESTUTIL) \
@@ -202,9 +204,12 @@ check: all | deps
 	@SC_NO_DEPS=1 MAKE="$(MAKE)" scripts/run-checks $(B)
 
 # On a terminal the timeline is a player (q quits); elsewhere it prints.
+# The second stampede is a fleet of 4 processes, each with its own cache,
+# in the four modes (it starts and stops a private redis-server).
 demo: $(DEMOS)
 	$(B)/demos/once
 	$(B)/demos/stampede
+	$(B)/demos/stampede --procs 4 --seconds 2 --mode all
 	$(B)/demos/timeline
 
 RACE_TOOLS := helgrind drd memcheck tsan asan

@@ -6,6 +6,11 @@
  * keys apart. Like go-zero's cache (expiryDeviation in cachenode.go), each
  * entry lives its TTL times a random factor in [0.95, 1.05], so entries
  * filled together do not all expire together.
+ *
+ * The expiry is chosen by whoever loaded the row (st_cache_expiry) and is
+ * put with it: a row that crossed from another process keeps the expiry
+ * its loader chose, as a TTL in a shared cache would, so every process
+ * that received one load expires it at the same moment.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -19,9 +24,10 @@ enum { STRIPES = 64 };
 
 struct entry {
     long long expires; /* CLOCK_MONOTONIC ns; 0: never filled */
+    long long delta;   /* how long the load that filled it took, ns */
     bool missing;      /* the not-found placeholder */
     struct st_row row;
-    long fills; /* times it was filled while absent or expired */
+    long fills; /* its lifetimes: puts that replaced what a look saw */
 };
 
 struct stripe {
@@ -36,7 +42,7 @@ struct st_cache {
     struct stripe stripes[STRIPES];
 };
 
-static long long now_ns(void)
+long long st_now_ns(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -79,13 +85,16 @@ static struct stripe *stripe_of(struct st_cache *c, int id)
     return &c->stripes[id % STRIPES];
 }
 
-enum st_look st_cache_get(struct st_cache *c, int id, struct st_row *out)
+enum st_look st_cache_get(struct st_cache *c, int id, struct st_row *out,
+                          struct st_seen *seen)
 {
     struct stripe *s = stripe_of(c, id);
     const struct entry *e = &c->entries[id];
     enum st_look look = ST_MISS;
     pthread_mutex_lock(&s->lock);
-    if (e->expires > now_ns()) {
+    *seen = (struct st_seen){e->fills, e->expires, e->delta, false};
+    if (e->expires > st_now_ns()) {
+        seen->live = true;
         look = e->missing ? ST_HIT_MISSING : ST_HIT;
         if (!e->missing)
             *out = e->row; /* a copy: the entry may change once unlocked */
@@ -94,28 +103,41 @@ enum st_look st_cache_get(struct st_cache *c, int id, struct st_row *out)
     return look;
 }
 
-/* ttl times a factor in [0.95, 1.05]. */
-static long long jittered(struct stripe *s, long long ttl)
+long long st_cache_expiry(struct st_cache *c, int id, bool found)
 {
+    struct stripe *s = stripe_of(c, id);
+    long long ttl = found ? c->ttl_ns : c->missing_ttl_ns;
+    long long spread = ttl / 10; /* the width of [0.95, 1.05] */
+    pthread_mutex_lock(&s->lock);
     s->rng ^= s->rng << 13;
     s->rng ^= s->rng >> 7;
     s->rng ^= s->rng << 17;
-    long long spread = ttl / 10; /* the width of [0.95, 1.05] */
-    return ttl - spread / 2 + (long long)(s->rng % (uint64_t)(spread + 1));
+    long long jitter = (long long)(s->rng % (uint64_t)(spread + 1));
+    pthread_mutex_unlock(&s->lock);
+    return st_now_ns() + ttl - spread / 2 + jitter;
 }
 
-void st_cache_put(struct st_cache *c, int id, const struct st_row *row)
+bool st_cache_put(struct st_cache *c, int id, const struct st_row *row,
+                  const struct st_seen *seen, long long expires,
+                  long long delta)
 {
     struct stripe *s = stripe_of(c, id);
     struct entry *e = &c->entries[id];
     pthread_mutex_lock(&s->lock);
-    long long now = now_ns();
-    e->fills += e->expires <= now; /* absent or expired: a new lifetime */
-    e->missing = row == NULL;
-    if (row != NULL)
-        e->row = *row;
-    e->expires = now + jittered(s, row != NULL ? c->ttl_ns : c->missing_ttl_ns);
+    /* A load after a hit was not needed, and another put since the look
+     * has filled this lifetime already (with the same row): either would
+     * count a lifetime that was not. */
+    bool fill = !seen->live && e->fills == seen->fills;
+    if (fill) {
+        e->fills++;
+        e->missing = row == NULL;
+        if (row != NULL)
+            e->row = *row;
+        e->expires = expires;
+        e->delta = delta;
+    }
     pthread_mutex_unlock(&s->lock);
+    return fill;
 }
 
 long st_cache_fills(const struct st_cache *c, int id)

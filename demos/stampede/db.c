@@ -21,8 +21,7 @@ struct st_db {
     sqlite3_stmt *get;
     int latency_ms;
     int fail_every;
-    long *queries; /* shared by all connections */
-    pthread_mutex_t *count_lock;
+    atomic_long *queries; /* shared by every connection of the fleet */
 };
 
 void st_row_of(int id, struct st_row *out)
@@ -105,13 +104,12 @@ int st_db_prepare(const char *path, int rows)
 }
 
 struct st_db *st_db_open(const char *path, int latency_ms, int fail_every,
-                         long *queries, pthread_mutex_t *count_lock)
+                         atomic_long *queries)
 {
     struct st_db *db = calloc(1, sizeof *db);
     if (db == NULL)
         return NULL;
-    *db =
-        (struct st_db){NULL, NULL, latency_ms, fail_every, queries, count_lock};
+    *db = (struct st_db){NULL, NULL, latency_ms, fail_every, queries};
     if (sqlite3_open_v2(path, &db->conn,
                         SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK ||
@@ -130,9 +128,7 @@ int st_db_get(struct st_db *db, int id, struct st_row *out)
     struct timespec rtt = {db->latency_ms / 1000,
                            (long)(db->latency_ms % 1000) * 1000000L};
     nanosleep(&rtt, NULL);
-    pthread_mutex_lock(db->count_lock);
-    long n = ++*db->queries;
-    pthread_mutex_unlock(db->count_lock);
+    long n = atomic_fetch_add(db->queries, 1) + 1;
     if (db->fail_every > 0 && n % db->fail_every == 0)
         return EIO; /* as a timed-out connection would */
     sqlite3_bind_int(db->get, 1, id);

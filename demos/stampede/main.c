@@ -1,15 +1,18 @@
 /*
  * stampede - a hot cache key expires, many requests miss it at once: with
- * and without sharedcalls, against a real SQLite database.
+ * and without sharedcalls, in one process or in a fleet of them, against
+ * a real SQLite database.
  *
- *   build/demos/stampede                       both modes, 4 s each
+ *   build/demos/stampede                   none and sharedcalls, 4 s each
+ *   build/demos/stampede --procs 4         a fleet of 4: all four modes
  *   build/demos/stampede --mode none --seconds 10 --threads 128
- *   build/demos/stampede --db users.db --db-latency-ms 20
+ *   build/demos/stampede --procs 4 --mode redis --redis /run/redis.sock
  *   build/demos/stampede --help
  *
- * Prints the two runs side by side and go-zero's cache stat line for
- * each. Exits 1 if any answer differed from the table, if the counts do
- * not add up, or if sharedcalls queried one key twice in one expiry.
+ * Prints the runs side by side and go-zero's cache stat line for each.
+ * Exits 1 if any answer differed from the table, if the counts do not add
+ * up, or if sharedcalls queried one key twice in one expiry of a process;
+ * 2 on a bad argument.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -18,10 +21,23 @@
 #include "../number.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+/* Set by SIGINT and SIGTERM: the run ends early, and what was started is
+ * stopped. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
 
 struct option {
     const char *name;
@@ -30,13 +46,69 @@ struct option {
     const char *help;
 };
 
+static const char *const mode_sets[] = {
+    "none", "sharedcalls", "redis", "xfetch", "both", "all", NULL};
+
 static void usage(FILE *to, const struct option *opts)
 {
-    fprintf(to, "usage: stampede [--mode none|sharedcalls|both] "
-                "[--db PATH] [--quiet] [OPTION N]...\n");
+    fprintf(to,
+            "usage: stampede [--mode MODE] [--procs N] [OPTION N]... [--db "
+            "PATH]\n"
+            "                [--redis SOCKET [--redis-password PW]] "
+            "[--beta B]\n"
+            "                [--no-fleet-copy] [--quiet]\n"
+            "  --mode MODE          none, sharedcalls, redis, xfetch; both "
+            "(none and\n"
+            "                       sharedcalls) or all (default: both; all "
+            "with --procs > 1)\n");
     for (const struct option *o = opts; o->name != NULL; o++)
-        fprintf(to, "  --%-18s %s (default %ld)\n", o->name, o->help,
-                *o->value);
+        fprintf(to, "  --%-18s %s: %ld to %ld, default %ld\n", o->name, o->help,
+                o->lo, o->hi, *o->value);
+    fprintf(to,
+            "  --beta B             xfetch: how early it reloads: 0 to 10, "
+            "default 1\n"
+            "  --db PATH            the SQLite file (default: a new one in "
+            "/tmp)\n"
+            "  --redis SOCKET       redis: an existing server's Unix socket "
+            "(default: the\n"
+            "                       demo starts a private one and stops it)\n"
+            "  --redis-password PW  its password\n"
+            "  --no-fleet-copy      redis: no copy of a flight's row in Redis "
+            "for a process\n"
+            "                       that comes late (it queries again)\n"
+            "  --quiet              no progress line\n");
+}
+
+/* A bad argument: says which, and what it takes. */
+static int bad(const char *name, const char *value, const char *takes)
+{
+    if (value == NULL)
+        fprintf(stderr, "stampede: %s needs a value: %s\n", name, takes);
+    else
+        fprintf(stderr, "stampede: %s: '%s' is not %s\n", name, value, takes);
+    fprintf(stderr, "(stampede --help lists every option)\n");
+    return 2;
+}
+
+/* Reads s as a decimal number in [lo, hi]. */
+static bool decimal(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = s != NULL ? strtod(s, &end) : 0.0;
+    if (s == NULL || *s == '\0' || *end != '\0' || errno != 0 || !(v >= lo) ||
+        !(v <= hi))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Whether path names a Unix socket (that a client may connect to). */
+static bool is_socket(const char *path)
+{
+    struct stat st;
+    return strlen(path) < sizeof((struct sockaddr_un *)NULL)->sun_path &&
+           stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
 static const char *us(long ns, char *buf, size_t size)
@@ -53,47 +125,82 @@ enum figure {
     REQUESTS,
     HIT_RATIO,
     QUERIES,
+    PER_THOUSAND,
     HOT_QUERIES,
     PER_EXPIRY,
     SHARED,
+    REMOTE,
+    COPIED,
+    EARLY,
     NOT_FOUND,
     FAILS,
     P50,
     P99,
     MAX,
+    TAKEOVERS,
+    FALLBACKS,
     WRONG,
     FIGURES
 };
 static const char *const labels[FIGURES] = {"requests",
                                             "cache hit ratio",
                                             "database queries",
+                                            "  per 1,000 requests",
                                             "  for hot keys",
                                             "  per expiry of a hot key",
                                             "answered by another's query",
+                                            "  in another process",
+                                            "  late: the fleet's copy",
+                                            "reloaded early (xfetch)",
                                             "answered 'no such user'",
                                             "failed queries",
                                             "latency p50",
                                             "latency p99",
                                             "latency max",
+                                            "takeovers (redis)",
+                                            "fallbacks (redis)",
                                             "wrong answers"};
+
+/* Lines shown only when a column has their mode (ST_MODES: always). */
+static enum st_mode only_for(enum figure f)
+{
+    switch (f) {
+    case REMOTE:
+    case COPIED:
+    case TAKEOVERS:
+    case FALLBACKS:
+        return ST_REDIS;
+    case EARLY:
+        return ST_XFETCH;
+    default:
+        return ST_MODES;
+    }
+}
 
 static void cell(const struct st_result *r, enum figure f, char *b, size_t n)
 {
-    double per =
-        r->hot_fills > 0 ? (double)r->hot_queries / (double)r->hot_fills : 0.0;
     long count[FIGURES] = {[REQUESTS] = r->requests,
                            [QUERIES] = r->queries,
                            [HOT_QUERIES] = r->hot_queries,
                            [SHARED] = r->shared,
+                           [REMOTE] = r->remote,
+                           [COPIED] = r->copied,
+                           [EARLY] = r->early,
                            [NOT_FOUND] = r->not_found,
                            [FAILS] = r->db_fails,
+                           [TAKEOVERS] = (long)r->takeovers,
+                           [FALLBACKS] = (long)r->fallbacks,
                            [WRONG] = r->wrong};
+    double requests = r->requests > 0 ? (double)r->requests : 1.0;
     switch (f) {
     case HIT_RATIO:
-        snprintf(b, n, "%.1f%%", 100.0 * (double)r->hits / (double)r->requests);
+        snprintf(b, n, "%.1f%%", 100.0 * (double)r->hits / requests);
+        break;
+    case PER_THOUSAND:
+        snprintf(b, n, "%.1f", 1000.0 * (double)r->queries / requests);
         break;
     case PER_EXPIRY:
-        snprintf(b, n, "%.2f", per);
+        snprintf(b, n, "%.2f", st_per_expiry(r));
         break;
     case P50:
         us(r->p50_ns, b, n);
@@ -109,18 +216,24 @@ static void cell(const struct st_result *r, enum figure f, char *b, size_t n)
     }
 }
 
+/* One column per run: 28 + 4 x 12 = 76 columns at most. */
 static void table(const struct st_result *r, int n)
 {
+    bool has[ST_MODES + 1] = {[ST_MODES] = true};
     printf("%-28s", "");
-    for (int i = 0; i < n; i++)
-        printf("%14s", r[i].mode == ST_NONE ? "none" : "sharedcalls");
+    for (int i = 0; i < n; i++) {
+        printf("%12s", st_mode_names[r[i].mode]);
+        has[r[i].mode] = true;
+    }
     putchar('\n');
     for (int f = 0; f < FIGURES; f++) {
+        if (!has[only_for((enum figure)f)])
+            continue;
         printf("%-28s", labels[f]);
         for (int i = 0; i < n; i++) {
             char buf[32];
             cell(&r[i], (enum figure)f, buf, sizeof buf);
-            printf("%14s", buf);
+            printf("%12s", buf);
         }
         putchar('\n');
     }
@@ -133,13 +246,12 @@ static void stat_line(const struct st_result *r)
     long hit = r->hits + r->shared, total = r->requests;
     printf("dbcache(%s) - qpm: %.0f, hit_ratio: %.1f%%, hit: %ld, miss: %ld, "
            "db_fails: %ld\n",
-           r->mode == ST_NONE ? "none" : "sharedcalls",
-           (double)total * 60.0 / r->seconds,
+           st_mode_names[r->mode], (double)total * 60.0 / r->seconds,
            100.0 * (double)hit / (double)total, hit, r->queries, r->db_fails);
 }
 
 /* Whether r is sound: right answers, counts that add up, and (with
- * sharedcalls) no key queried twice in one expiry. */
+ * sharedcalls) no key queried twice in one expiry of a process. */
 static bool sound(const struct st_result *r)
 {
     bool ok = r->wrong == 0 && r->hits + r->shared + r->queries == r->requests;
@@ -151,80 +263,180 @@ static bool sound(const struct st_result *r)
     return ok;
 }
 
-static int run_modes(struct st_config *cfg, const char *mode)
+/* The comparisons that the modes are for. */
+static void compare(const struct st_result *by_mode[ST_MODES], int procs)
 {
-    struct st_result r[2];
+    const struct st_result *none = by_mode[ST_NONE],
+                           *sc = by_mode[ST_SHAREDCALLS],
+                           *redis = by_mode[ST_REDIS];
+    if (none != NULL && sc != NULL && sc->hot_queries > 0)
+        printf("queries for hot keys: %.1fx fewer with sharedcalls\n",
+               (double)none->hot_queries / (double)sc->hot_queries);
+    if (sc != NULL && redis != NULL && st_per_expiry(redis) > 0)
+        printf("queries per expiry of a hot key: %.1fx fewer with redis "
+               "than with sharedcalls\nin each of the %d processes\n",
+               st_per_expiry(sc) / st_per_expiry(redis), procs);
+}
+
+/* Runs the modes that set names; 0 when every run was sound, 1 if not,
+ * 130 when interrupted. */
+static int run_modes(struct st_config *cfg, const char *set)
+{
+    struct st_result r[ST_MODES];
+    const struct st_result *by_mode[ST_MODES] = {NULL};
     int n = 0;
-    for (int m = ST_NONE; m <= ST_SHAREDCALLS; m++) {
-        if (strcmp(mode, "both") != 0 &&
-            strcmp(mode, m == ST_NONE ? "none" : "sharedcalls") != 0)
+    for (int m = 0; m < ST_MODES; m++) {
+        bool all = strcmp(set, "all") == 0,
+             both = strcmp(set, "both") == 0 && m <= ST_SHAREDCALLS;
+        if (!all && !both && strcmp(set, st_mode_names[m]) != 0)
             continue;
         int rc = st_run(cfg, (enum st_mode)m, &r[n]);
+        if (rc == -EINTR) {
+            fprintf(stderr, "stampede: interrupted\n");
+            return 130;
+        }
         if (rc != 0) {
-            fprintf(stderr, "stampede: %s\n", strerror(-rc));
+            fprintf(stderr, "stampede: %s: %s\n", st_mode_names[m],
+                    rc == -ECHILD ? "a process of the fleet failed"
+                                  : strerror(-rc));
             return 1;
         }
-        n++;
+        by_mode[m] = &r[n++];
     }
     table(r, n);
+    if (cfg->procs > 1)
+        printf("(per expiry of a hot key: the fleet's queries for hot keys, "
+               "over the times a\nhot key expired, which each of the %d "
+               "processes' caches sees once)\n",
+               cfg->procs);
     putchar('\n');
     bool ok = true;
     for (int i = 0; i < n; i++) {
         stat_line(&r[i]);
         ok &= sound(&r[i]);
     }
-    if (n == 2 && r[1].hot_queries > 0)
-        printf("queries for hot keys: %.1fx fewer with sharedcalls\n",
-               (double)r[0].hot_queries / (double)r[1].hot_queries);
+    compare(by_mode, cfg->procs);
     printf("hits + shared + queries = requests, and every answer matches "
            "the table: %s\n",
            ok ? "yes" : "NO");
     return ok ? 0 : 1;
 }
 
+static void describe(const struct st_config *cfg, long rows, bool fixed,
+                     const struct st_server *server)
+{
+    if (cfg->procs > 1)
+        printf("stampede: %d processes of %d threads, each process with a "
+               "cache of its own,\nask for %ld users in %s (%s),\n",
+               cfg->procs, cfg->threads, rows, cfg->db_path,
+               fixed ? "a fixed number of requests" : "for a fixed time");
+    else
+        printf("stampede: %d threads ask for %ld users in %s (%s),\n",
+               cfg->threads, rows, cfg->db_path,
+               fixed ? "a fixed number of requests" : "for a fixed time");
+    printf("%d%% of them for %d hot ones; a cached user lives %d ms "
+           "+-5%%, a query takes %d ms.\n",
+           cfg->hot_percent, cfg->hot, cfg->ttl_ms, cfg->db_latency_ms);
+    if (server->pid > 0)
+        printf("redis: a private redis-server on %s, stopped at the end.\n",
+               cfg->redis_socket);
+    else if (cfg->redis_socket != NULL)
+        printf("redis: the server on %s (the run's keys are deleted at the "
+               "end).\n",
+               cfg->redis_socket);
+    putchar('\n');
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     long threads = 64, seconds = 4, requests = 0, rows = 100000, hot = 8,
          hot_percent = 90, ttl = 1000, missing_ttl = 200, latency = 5,
-         fail_every = 0, seed = 1;
+         fail_every = 0, seed = 1, procs = 1;
     const struct option opts[] = {
-        {"threads", &threads, 1, 1024, "workers"},
+        {"procs", &procs, 1, ST_MAX_PROCS, "processes (forked)"},
+        {"threads", &threads, 1, 1024, "workers of each process"},
         {"seconds", &seconds, 1, 3600, "how long each mode runs"},
         {"requests", &requests, 0, 1000000000L, "or: requests a mode makes"},
         {"rows", &rows, 1, 10000000, "users in the table"},
         {"hot", &hot, 1, 1000, "hot keys: ids 1 .. N"},
         {"hot-percent", &hot_percent, 0, 100, "requests for a hot key"},
-        {"ttl-ms", &ttl, 1, 3600000, "a cached user's lifetime, +-5%"},
+        {"ttl-ms", &ttl, 1, 3600000, "a cached user's life, +-5%"},
         {"not-found-ttl-ms", &missing_ttl, 1, 3600000, "a placeholder's"},
         {"db-latency-ms", &latency, 0, 10000, "each query's round trip"},
         {"db-fail-every", &fail_every, 0, 1000000, "fail every n-th query"},
         {"seed", &seed, 0, 1000000000L, "the workers' random ids"},
         {NULL, NULL, 0, 0, NULL},
     };
-    const char *mode = "both", *db = NULL;
-    bool quiet = !isatty(STDERR_FILENO);
+    const char *set = NULL, *db = NULL, *redis = NULL, *password = NULL;
+    double beta = 1.0;
+    bool quiet = !isatty(STDERR_FILENO), fleet_copy = true;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const struct option *o = opts;
         while (o->name != NULL &&
                !(strncmp(a, "--", 2) == 0 && strcmp(a + 2, o->name) == 0))
             o++;
-        if (o->name != NULL &&
-            demo_number(argv[i + 1], o->lo, o->hi, o->value)) {
-            i++;
-        } else if (strcmp(a, "--mode") == 0 && i + 1 < argc &&
-                   strstr(" none sharedcalls both ", argv[i + 1]) != NULL &&
-                   strchr(argv[i + 1], ' ') == NULL && *argv[i + 1] != '\0') {
-            mode = argv[++i];
-        } else if (strcmp(a, "--db") == 0 && i + 1 < argc) {
-            db = argv[++i];
+        if (strcmp(a, "--help") == 0) {
+            usage(stdout, opts);
+            return 0;
         } else if (strcmp(a, "--quiet") == 0) {
             quiet = true;
+            continue;
+        } else if (strcmp(a, "--no-fleet-copy") == 0) {
+            fleet_copy = false;
+            continue;
+        } else if (o->name != NULL) {
+            char takes[64];
+            snprintf(takes, sizeof takes, "a whole number from %ld to %ld",
+                     o->lo, o->hi);
+            if (!demo_number(v, o->lo, o->hi, o->value))
+                return bad(a, v, takes);
+        } else if (strcmp(a, "--mode") == 0) {
+            int m = 0;
+            while (mode_sets[m] != NULL &&
+                   (v == NULL || strcmp(v, mode_sets[m]) != 0))
+                m++;
+            if (mode_sets[m] == NULL)
+                return bad(a, v,
+                           "one of none, sharedcalls, redis, xfetch, both, "
+                           "all");
+            set = v;
+        } else if (strcmp(a, "--beta") == 0) {
+            if (!decimal(v, 0.0, 10.0, &beta))
+                return bad(a, v, "a number from 0 to 10");
+        } else if (strcmp(a, "--db") == 0 && v != NULL) {
+            db = v;
+        } else if (strcmp(a, "--redis") == 0) {
+            if (v == NULL || !is_socket(v))
+                return bad(a, v,
+                           "a Unix socket (the demo uses Redis on a Unix "
+                           "socket only, never TCP)");
+            redis = v;
+        } else if (strcmp(a, "--redis-password") == 0 && v != NULL) {
+            password = v;
         } else {
-            usage(strcmp(a, "--help") == 0 ? stdout : stderr, opts);
-            return strcmp(a, "--help") == 0 ? 0 : 2;
+            fprintf(stderr, "stampede: unknown option or no value: '%s'\n", a);
+            usage(stderr, opts);
+            return 2;
         }
+        i++; /* the option's value */
     }
+    if (password != NULL && redis == NULL) {
+        fprintf(stderr, "stampede: --redis-password is for --redis SOCKET "
+                        "(a private server's password is made up)\n");
+        return 2;
+    }
+    if (set == NULL)
+        set = procs > 1 ? "all" : "both";
+    bool uses_redis = strcmp(set, "redis") == 0 || strcmp(set, "all") == 0;
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a server gone: an error, not a death */
+
     char dir[] = "/tmp/stampede.XXXXXX", path[64];
     if (db == NULL) {
         if (mkdtemp(dir) == NULL) {
@@ -234,27 +446,40 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%s/users.db", dir);
         db = path;
     }
-    struct st_config cfg = {db,
-                            (int)rows,
-                            (int)threads,
-                            (double)seconds,
-                            requests,
-                            (int)(hot < rows ? hot : rows),
-                            (int)hot_percent,
-                            (int)ttl,
-                            (int)missing_ttl,
-                            (int)latency,
-                            (int)fail_every,
-                            (unsigned)seed,
-                            !quiet};
-    printf("stampede: %ld threads ask for %ld users in %s (%s),\n"
-           "%ld%% of them for %d hot ones; a cached user lives %ld ms "
-           "+-5%%, a query takes %ld ms.\n\n",
-           threads, rows, db,
-           requests > 0 ? "a fixed number of requests" : "for a fixed time",
-           hot_percent, cfg.hot, ttl, latency);
-    fflush(stdout);
-    int rc = st_db_prepare(db, cfg.rows) == 0 ? run_modes(&cfg, mode) : 1;
+    struct st_config cfg = {.db_path = db,
+                            .rows = (int)rows,
+                            .threads = (int)threads,
+                            .seconds = (double)seconds,
+                            .requests = requests,
+                            .hot = (int)(hot < rows ? hot : rows),
+                            .hot_percent = (int)hot_percent,
+                            .ttl_ms = (int)ttl,
+                            .missing_ttl_ms = (int)missing_ttl,
+                            .db_latency_ms = (int)latency,
+                            .db_fail_every = (int)fail_every,
+                            .seed = (unsigned)seed,
+                            .progress = !quiet,
+                            .procs = (int)procs,
+                            .beta = beta,
+                            .redis_socket = redis,
+                            .redis_password = password,
+                            .fleet_copy = fleet_copy,
+                            .interrupted = &interrupted};
+    struct st_server server = {.pid = 0};
+    int rc = 1;
+    if (uses_redis && redis != NULL && st_redis_ping(redis, password, false))
+        goto out;
+    if (uses_redis && redis == NULL) {
+        if (st_server_start(&server) != 0)
+            goto out;
+        cfg.redis_socket = server.socket;
+        cfg.redis_password = server.password;
+    }
+    describe(&cfg, rows, requests > 0, &server);
+    if (st_db_prepare(db, cfg.rows) == 0)
+        rc = run_modes(&cfg, set);
+out:
+    st_server_stop(&server);
     if (db == path) {
         unlink(path);
         rmdir(dir);
