@@ -292,7 +292,7 @@ static int wait_for_value(struct flight *f, struct fleet_value **out)
 
 /* The lock goes, if it is still this leader's, and the waiters are told:
  * fn failed, or its value cannot be published. */
-static void release(struct flight *f, const char *fence)
+static void release_lock(struct flight *f, const char *fence)
 {
     static const enum name keys[] = {LOCK, CHANNEL};
     const char *args[] = {f->token, fence};
@@ -320,12 +320,12 @@ static int lead(struct flight *f, struct fleet_value **out)
     snprintf(fence, sizeof fence, "%" PRIu64, f->fence);
     redisReply *r = NULL;
     if (rc != 0) {
-        release(f, fence);
+        release_lock(f, fence);
         return rc;
     }
     char *entry = scr__value_encode(f->fence, (*out)->bytes, (*out)->len);
     if (entry == NULL) { /* out of memory: the waiters may take over now */
-        release(f, fence);
+        release_lock(f, fence);
         return unchecked(f, *out);
     }
     static const enum name keys[] = {LOCK, FENCE, VALUE, CHANNEL};
