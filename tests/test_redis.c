@@ -394,10 +394,13 @@ static void bad_values_refused(void)
     free(r.val);
     /* A lock held by someone else makes the next caller read the value:
      * plant a forged one, a truncated one, a too large one. */
-    const char *forged[] = {"garbage",
-                            "SCR1\0\0\0\0\0\0\0\x09\0\0\0\0\0\0\0\x09"
-                            "ab",
-                            "SCR1\0\0\0\0\0\0\0\x09\0\0\0\0\0\0\0\x50"};
+    const char *forged[] = {
+        "garbage",
+        /* 9 bytes stated, 2 there (a literal of its own: \x09ab would be
+         * one escape) */
+        ("SCR1\0\0\0\0\0\0\0\x09\0\0\0\0\0\0\0\x09"
+         "ab"),
+        "SCR1\0\0\0\0\0\0\0\x09\0\0\0\0\0\0\0\x50"};
     const size_t lens[] = {7, 22, 20};
     const int want[] = {-EBADMSG, -EBADMSG, -EBADMSG};
     for (int i = 0; i < 3; i++) {
