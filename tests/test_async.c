@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <valgrind/valgrind.h>
 
 /* What an asynchronous call was answered, and on which thread. */
 struct answer {
@@ -250,34 +249,14 @@ static void async_edges(void)
  * at most one that has ended and waits to be joined.
  */
 
-/* Whether a tool runs the test that makes threads slow and keeps memory of
- * its own (Valgrind; the sanitizers' shadow and quarantine): then fewer
- * leaders, and resident memory is no measure of the kit's. (cppcheck tries
- * the sanitizer builds too, where this is a constant: hence its two
- * inline suppressions below.) */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
-static bool under_a_tool(void)
-{
-    return SANITIZED || RUNNING_ON_VALGRIND;
-}
-
+/* Under a race tool (tu_under_a_tool), fewer leaders, and resident
+ * memory is no measure of the kit's: the tools keep memory of their own. */
 static long leaders_to_start(void)
 {
     const char *s = getenv("SC_ASYNC_LEADERS");
     if (s != NULL && atol(s) > 0)
         return atol(s);
-    /* cppcheck-suppress knownConditionTrueFalse ; not in a plain build */
-    return under_a_tool() ? 2000 : 100000;
+    return tu_under_a_tool() ? 2000 : 100000;
 }
 
 /* Threads in this process now: the entries of /proc/self/task. */
@@ -400,8 +379,7 @@ static void bug2_async_leaders_are_reaped(void)
     CU_ASSERT_EQUAL(refused, 0);
     CU_ASSERT_EQUAL(started, n);
     CU_ASSERT(own > 0 && most <= own + KIT_THREADS_MAX);
-    /* cppcheck-suppress knownConditionTrueFalse ; not in a plain build */
-    if (!under_a_tool()) {
+    if (!tu_under_a_tool()) {
         CU_ASSERT(warm_kib > 0 && end_kib - warm_kib <= RESIDENT_SLACK_KIB);
         CU_ASSERT(warm_maps > 0 && end_maps - warm_maps <= MAPPINGS_SLACK);
     }

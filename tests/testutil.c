@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <signal.h>
 #include <unistd.h>
+#include <valgrind/valgrind.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -504,4 +505,20 @@ int tu_run_suite(const char *suite, const struct tu_test *tests)
     int failed = (int)CU_get_number_of_failures();
     CU_cleanup_registry();
     return failed == 0 ? 0 : 1;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TU_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TU_SANITIZED 1
+#endif
+#endif
+#ifndef TU_SANITIZED
+#define TU_SANITIZED 0
+#endif
+
+bool tu_under_a_tool(void)
+{
+    return TU_SANITIZED || RUNNING_ON_VALGRIND;
 }

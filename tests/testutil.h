@@ -178,6 +178,11 @@ void *tu_run_string(struct tu_held *h, intptr_t run);
 /* Asserts that g has no call left and frees it. */
 void tu_free_group(sc_group *g);
 
+/* Whether the test runs under a race tool: Valgrind, or a build with
+ * AddressSanitizer or ThreadSanitizer. Such runs are slower and keep
+ * memory of their own, so some tests run smaller or skip a timing figure. */
+bool tu_under_a_tool(void);
+
 /* Runs the tests of one suite with CUnit's basic runner, which prints
  * CUnit's run summary last. Returns the process exit status. */
 struct tu_test {

@@ -45,6 +45,26 @@ void st_fleet_wait_open(struct st_fleet *f)
     pthread_mutex_unlock(&f->gate_lock);
 }
 
+void st_result_add(struct st_result *out, const struct st_result *r)
+{
+    out->requests += r->requests;
+    out->hits += r->hits;
+    out->shared += r->shared;
+    out->remote += r->remote;
+    out->copied += r->copied;
+    out->queries += r->queries;
+    out->early += r->early;
+    out->not_found += r->not_found;
+    out->errors += r->errors;
+    out->db_fails += r->db_fails;
+    out->wrong += r->wrong;
+    out->hot_fills += r->hot_fills;
+    out->over_once += r->over_once;
+    out->takeovers += r->takeovers;
+    out->fallbacks += r->fallbacks;
+    out->max_ns = r->max_ns > out->max_ns ? r->max_ns : out->max_ns;
+}
+
 double st_per_expiry(const struct st_result *r)
 {
     if (r->hot_fills == 0)
@@ -285,23 +305,7 @@ static void total(const struct procs *ps, struct st_result *out)
 {
     long bins[ST_BINS] = {0};
     for (int i = 0; i < ps->n; i++) {
-        const struct st_result *r = &ps->f->slots[i].r;
-        out->requests += r->requests;
-        out->hits += r->hits;
-        out->shared += r->shared;
-        out->remote += r->remote;
-        out->copied += r->copied;
-        out->queries += r->queries;
-        out->early += r->early;
-        out->not_found += r->not_found;
-        out->errors += r->errors;
-        out->db_fails += r->db_fails;
-        out->wrong += r->wrong;
-        out->hot_fills += r->hot_fills;
-        out->over_once += r->over_once;
-        out->takeovers += r->takeovers;
-        out->fallbacks += r->fallbacks;
-        out->max_ns = r->max_ns > out->max_ns ? r->max_ns : out->max_ns;
+        st_result_add(out, &ps->f->slots[i].r);
         for (int b = 0; b < ST_BINS; b++)
             bins[b] += ps->f->slots[i].bins[b];
     }

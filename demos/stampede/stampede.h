@@ -145,6 +145,9 @@ struct st_result {
  * process's cache sees each expiry once, so the fleet's expiries are its
  * processes' lifetimes over the number of processes. */
 double st_per_expiry(const struct st_result *r);
+/* Adds r's counts into *out, and keeps the larger of their max_ns: how a
+ * process totals its workers, and the fleet its processes. */
+void st_result_add(struct st_result *out, const struct st_result *r);
 
 /* Runs the workload once in mode, with cfg->procs processes. Returns 0 or
  * a negative errno (a message on stderr). */

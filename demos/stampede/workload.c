@@ -454,20 +454,8 @@ static void *work(void *arg)
 static void total(struct proc *p, struct worker *ws, int n)
 {
     struct st_result *out = &p->slot->r;
-    for (int i = 0; i < n; i++) {
-        const struct st_result *r = &ws[i].r;
-        out->requests += r->requests;
-        out->hits += r->hits;
-        out->shared += r->shared;
-        out->remote += r->remote;
-        out->copied += r->copied;
-        out->queries += r->queries;
-        out->early += r->early;
-        out->not_found += r->not_found;
-        out->errors += r->errors;
-        out->db_fails += r->db_fails;
-        out->wrong += r->wrong;
-        out->max_ns = r->max_ns > out->max_ns ? r->max_ns : out->max_ns;
+    for (int i = 0; i < n; i++) { /* a worker's last four counts are 0 */
+        st_result_add(out, &ws[i].r);
         for (int b = 0; b < ST_BINS; b++)
             p->slot->bins[b] += ws[i].bins[b];
     }
