@@ -38,7 +38,7 @@ static int write_acl(const struct redis_server *s)
             "user default off\n"
             "user admin on >%s ~* &* +@all\n"
             "user fleet on >%s ~%s* &%s* -@all +auth +ping +eval +get "
-            "+set +incr +del +pttl +exists +publish +subscribe "
+            "+set +incr +del +pttl +time +publish +subscribe "
             "+unsubscribe\n",
             s->admin, s->password, s->prefix, s->prefix);
     return fclose(f);

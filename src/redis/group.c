@@ -74,7 +74,7 @@ static int settle_options(scr_group *g, const scr_options *o)
 static const char probe_script[] =
     "for _, c in ipairs({{'SET', KEYS[1], 'x'}, {'GET', KEYS[1]},\n"
     "    {'INCR', KEYS[1]}, {'DEL', KEYS[1]}, {'PTTL', KEYS[1]},\n"
-    "    {'PUBLISH', KEYS[1], 'x'}}) do\n"
+    "    {'PUBLISH', KEYS[1], 'x'}, {'TIME'}}) do\n"
     "  if not redis.acl_check_cmd(unpack(c)) then return 0 end end\n"
     "return 1\n";
 

@@ -16,10 +16,20 @@
 #include <sys/random.h>
 
 /* KEYS: lock, fence. ARGV: token, the lock's time to live in ms. Elected:
- * {1, f}. Not: {0, the holder's "TOKEN f", the lock's ms to live}. */
+ * {1, f}. Not: {0, the holder's "TOKEN f", the lock's ms to live}.
+ *
+ * A missing fence counter (the key's first flight, or a server that lost
+ * its data in a restart) starts from the server's clock in microseconds,
+ * not from 0: a leader elected before the loss, still running, holds a
+ * lower number than any handed out after it, so its value is stale, not
+ * current. This holds while the server's clock does not go back, and
+ * while fewer than one leader a microsecond was elected before. */
 static const char elect_script[] =
     "local holder = redis.call('GET', KEYS[1])\n"
     "if holder then return {0, holder, redis.call('PTTL', KEYS[1])} end\n"
+    "if not redis.call('GET', KEYS[2]) then\n"
+    "  local t = redis.call('TIME')\n"
+    "  redis.call('SET', KEYS[2], string.format('%d%06d', t[1], t[2])) end\n"
     "local f = redis.call('INCR', KEYS[2])\n"
     "redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. f, 'PX', ARGV[2])\n"
     "return {1, f}\n";

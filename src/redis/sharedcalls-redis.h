@@ -45,7 +45,10 @@
  * and is passed over, never returned. Values cross processes as bytes: fn
  * returns a buffer and its length, and every caller receives a copy of
  * its own. The fencing counter of each key stays in Redis (it must never
- * go back); everything else expires.
+ * go back; one that is missing, as after a restart without persistence,
+ * starts again from the server's clock in microseconds, above every
+ * number handed out before while that clock does not go back); everything
+ * else expires.
  *
  * When Redis cannot be reached or fails (connection refused, an error
  * reply, no answer within io_timeout_ms), a call falls back to coalescing
@@ -56,7 +59,7 @@
  * another process returns -ETIMEDOUT at its deadline, or at most one
  * round trip (io_timeout_ms) after it. A wrong password, or an ACL that
  * refuses any command the protocol sends (EVAL, and in its scripts GET
- * SET INCR DEL PTTL PUBLISH, on the prefix's keys; SUBSCRIBE on its
+ * SET INCR DEL PTTL TIME PUBLISH, on the prefix's keys; SUBSCRIBE on its
  * channels), is an error when the group is made.
  *
  * As with libsharedcalls' port, fn must return, and a thread must not be
