@@ -272,7 +272,7 @@ lint: | deps
 	    -D_GNU_SOURCE
 
 BENCH := $(B)/bench/bench
-BENCH_SRC := tests/bench/bench.c tests/bench/limits.c
+BENCH_SRC := tests/bench/bench.c tests/bench/limits.c tests/bench/figure.c
 $(BENCH): $(BENCH_SRC) tests/bench/bench.h $(LIB_A) Makefile | deps
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(BENCH_SRC) $(LIB_A) \
