@@ -6,6 +6,7 @@
  *                hash, two threads sharing nothing, a wake-all of 63
  *                threads
  *   figure.c     the clock, and the summaries below
+ *   fleet.h      the fleet's section, a program of its own (build/bench/fleet)
  *
  * Every figure is measured REPS times and reported as the median with the
  * minimum and maximum, so one noisy run cannot make or break a figure.
