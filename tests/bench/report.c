@@ -9,7 +9,6 @@
 #include "fleet.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -182,17 +181,6 @@ static bool agree(const struct fleet_run *r)
     return true;
 }
 
-static void doubt(int *n, const char *fmt, ...)
-{
-    fputs("  ! ", stdout);
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    (*n)++;
-}
-
 /* What makes this run's figures doubtful, each on a line of its own. */
 static void print_doubts(const struct measured *m)
 {
@@ -202,42 +190,38 @@ static void print_doubts(const struct measured *m)
     double p10 = samples_quantile(&m->ping[0], 0.1);
     double p90 = samples_quantile(&m->ping[0], 0.9);
     char a[16], b[16];
-    int n = 0;
+    int n = 0; /* the doubts printed */
     if (m->others > 0.1)
-        doubt(&n,
-              "a busy host: other programs took %.0f%% of the CPUs "
-              "meanwhile; the times move from run to run",
-              100 * m->others);
+        n += printf("  ! a busy host: other programs took %.0f%% of the CPUs "
+                    "meanwhile; the times move from run to run\n",
+                    100 * m->others) > 0;
     if (moved > 0.25)
-        doubt(&n,
-              "PING moved from %s to %s us between the two rows: the "
-              "host's speed changed",
-              us(first, a, sizeof a), us(second, b, sizeof b));
+        n += printf("  ! PING moved from %s to %s us between the two rows: "
+                    "the host's speed changed\n",
+                    us(first, a, sizeof a), us(second, b, sizeof b)) > 0;
     if (p90 - p10 > first)
-        doubt(&n, "PING is not steady: p10 %s, p90 %s us", us(p10, a, sizeof a),
-              us(p90, b, sizeof b));
+        n += printf("  ! PING is not steady: p10 %s, p90 %s us\n",
+                    us(p10, a, sizeof a), us(p90, b, sizeof b)) > 0;
     if (m->procs > cpus)
-        doubt(&n,
-              "%d processes on %ld CPUs: a follower's wake-up waits for a "
-              "CPU too",
-              m->procs, cpus);
+        n += printf("  ! %d processes on %ld CPUs: a follower's wake-up "
+                    "waits for a CPU too\n",
+                    m->procs, cpus) > 0;
     if (m->calls < P99_SAMPLES)
-        doubt(&n, "fewer than %d calls a row: no p99", P99_SAMPLES);
+        n += printf("  ! fewer than %d calls a row: no p99\n", P99_SAMPLES) > 0;
     if (m->failed > 0)
-        doubt(&n,
-              "%ld calls failed or fell back: those times are not the "
-              "fleet's",
-              m->failed);
+        n += printf("  ! %ld calls failed or fell back: those times are not "
+                    "the fleet's\n",
+                    m->failed) > 0;
     if (m->run.odd > 0 || m->run.late > 0)
-        doubt(&n,
-              "%d of %d flights not as planned, %d with followers late: "
-              "the counts are not one flight's",
-              m->run.odd, m->flights, m->run.late);
+        n += printf("  ! %d of %d flights not as planned, %d with followers "
+                    "late: the counts are not one flight's\n",
+                    m->run.odd, m->flights, m->run.late) > 0;
     if (!agree(&m->run))
-        doubt(&n, m->run.monitored
-                      ? "the server saw other commands than the processes "
-                        "counted"
-                      : "the server's count (MONITOR) could not be read");
+        n += printf("  ! %s\n",
+                    m->run.monitored
+                        ? "the server saw other commands than the processes "
+                          "counted"
+                        : "the server's count (MONITOR) could not be read") > 0;
     if (n == 0)
         printf("  nothing to doubt: PING within %.0f%% between the rows, "
                "steady, every flight as planned,\n  and the server saw "
