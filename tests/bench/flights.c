@@ -10,7 +10,6 @@
 
 #include "fleet.h"
 
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -90,7 +89,7 @@ static enum role role_of(int rc, const scr_result *r)
 
 /* A process of the fleet: its group, one call to pool a connection, then
  * the flights, each begun together with the others. */
-static void child(struct child *c, const scr_options *o, int flights)
+_Noreturn static void child(struct child *c, const scr_options *o, int flights)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* nothing left if the bench dies */
     trips_count_into(&c->trips[c->slot]);
@@ -266,7 +265,7 @@ int fleet_flights(const struct redis_server *s, const scr_options *o, int procs,
         pid_t pid = fork();
         if (pid == 0)
             child(&c, o, flights);
-        if (pid < 0) { /* the children made stop at the barrier: end */
+        if (pid < 0) { /* those forked wait at the barrier, and die with us */
             perror("fleet: fork");
             exit(1);
         }
