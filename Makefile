@@ -272,13 +272,27 @@ lint: | deps
 	    -D_GNU_SOURCE
 
 BENCH := $(B)/bench/bench
-BENCH_SRC := tests/bench/bench.c tests/bench/limits.c
+BENCH_SRC := tests/bench/bench.c tests/bench/limits.c tests/bench/figure.c
 $(BENCH): $(BENCH_SRC) tests/bench/bench.h $(LIB_A) Makefile | deps
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(BENCH_SRC) $(LIB_A) \
 	    -Wl,--wrap=malloc,--wrap=calloc,--wrap=free $(LDLIBS) -o $@
 
-bench: $(BENCH)
+# The fleet's section, a program of its own: only it needs Redis. ld's
+# --wrap puts tests/bench/trips.c between the library and hiredis, to count
+# each round trip where it is sent.
+FLEET_BENCH := $(B)/bench/fleet
+FLEET_SRC := tests/bench/fleet.c tests/bench/report.c tests/bench/flights.c \
+             tests/bench/trips.c tests/bench/figure.c
+FLEET_WRAP := -Wl,--wrap=redisCommandArgv,--wrap=redisConnectUnixWithTimeout \
+              -Wl,--wrap=redisGetReplyFromReader
+$(FLEET_BENCH): $(FLEET_SRC) tests/bench/bench.h tests/bench/fleet.h $(REDIS_SERVER) \
+                $(RLIB_A) $(LIB_A) Makefile | deps
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(CPPFLAGS) -Isrc/redis $(CFLAGS) $(LDFLAGS) $(FLEET_SRC) $(REDIS_SERVER) \
+	    $(RLIB_A) $(LIB_A) $(FLEET_WRAP) -lhiredis -lm $(LDLIBS) -o $@
+
+bench: $(BENCH) $(FLEET_BENCH)
 	@scripts/bench.sh $(B) $(if $(QUICK),quick)
 
 clean:

@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench.sh - what make bench runs: callgrind counts the instructions of the
 # W1 and W2 loops (a figure that does not move with the machine's load),
-# then the bench prints its table with them.
+# then the bench prints its table with them, then the fleet's section
+# (libsharedcalls-redis on a private redis-server).
 #
 #   scripts/bench.sh BUILD_DIR [quick]
 set -eu
@@ -20,4 +21,6 @@ per_call() { # W
     echo $((ir / calls))
 }
 ir="$(per_call W1), $(per_call W2)"
-exec "$b/bench/bench" ${quick:+--quick} --ir "$ir"
+"$b/bench/bench" ${quick:+--quick} --ir "$ir"
+echo
+"$b/bench/fleet" ${quick:+--quick} # not exec: the trap removes $tmp

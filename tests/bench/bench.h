@@ -5,6 +5,8 @@
  *   limits.c     what the machine allows: a lock pair, malloc+free, a
  *                hash, two threads sharing nothing, a wake-all of 63
  *                threads
+ *   figure.c     the clock, and the summaries below
+ *   fleet.h      the fleet's section, a program of its own (build/bench/fleet)
  *
  * Every figure is measured REPS times and reported as the median with the
  * minimum and maximum, so one noisy run cannot make or break a figure.
@@ -28,6 +30,18 @@ double fig_max(const struct figure *f);
 /* The p-quantile (0..1) of the values. */
 double fig_quantile(const struct figure *f, double p);
 
+/* Many single timings of one kind (a figure holds repetitions): a median
+ * and a tail. */
+struct samples {
+    double *v;
+    long n, cap;
+};
+void samples_add(struct samples *s, double v);
+/* The p-quantile (0..1); it sorts the samples in place. */
+double samples_quantile(const struct samples *s, double p);
+void samples_free(struct samples *s);
+
+/* CLOCK_MONOTONIC, in ns: one clock for every process of the machine. */
 double now_ns(void);
 
 /* limits.c. Each returns ns: per pair, per allocation, per hash; a

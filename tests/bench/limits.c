@@ -14,16 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 #include <uthash.h>
-
-double now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
 
 static void *idle(void *arg)
 {
@@ -274,41 +266,4 @@ void limit_futex_wake_all(int rounds, struct figure *latency)
 void limit_cond_broadcast(int rounds, struct figure *latency)
 {
     wake_rounds(true, rounds, latency);
-}
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-void fig_add(struct figure *f, double v)
-{
-    if (f->n < REPS_MAX)
-        f->v[f->n++] = v;
-}
-
-double fig_quantile(const struct figure *f, double p)
-{
-    if (f->n == 0)
-        return 0;
-    double sorted[REPS_MAX];
-    memcpy(sorted, f->v, sizeof(double) * (size_t)f->n);
-    qsort(sorted, (size_t)f->n, sizeof sorted[0], by_value);
-    return sorted[(int)(p * (f->n - 1) + 0.5)];
-}
-
-double fig_median(const struct figure *f)
-{
-    return fig_quantile(f, 0.5);
-}
-
-double fig_min(const struct figure *f)
-{
-    return fig_quantile(f, 0);
-}
-
-double fig_max(const struct figure *f)
-{
-    return fig_quantile(f, 1);
 }
