@@ -325,6 +325,12 @@ static void fleet_runs_fn_once(const char *acl_prefix)
     CU_ASSERT_EQUAL(fleet->origin[SCR_THIS_THREAD], 1);
     CU_ASSERT_EQUAL(fleet->origin[SCR_THIS_PROCESS], THREADS - 1);
     CU_ASSERT_EQUAL(fleet->origin[SCR_OTHER_PROCESS], (PROCS - 1) * THREADS);
+    /* The publish script found the lock still "TOKEN f" and deleted it. */
+    redisReply *lock = redis_run(&server, "EXISTS %s{hot}:lock", prefix);
+    CU_ASSERT(lock != NULL && lock->type == REDIS_REPLY_INTEGER &&
+              lock->integer == 0);
+    if (lock != NULL)
+        freeReplyObject(lock);
     if (acl_prefix != NULL) { /* nothing outside the prefix was touched */
         redisReply *r = redis_run(&server, "KEYS *");
         CU_ASSERT_FATAL(r != NULL && r->type == REDIS_REPLY_ARRAY);

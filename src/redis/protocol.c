@@ -23,7 +23,9 @@
  * not from 0: a leader elected before the loss, still running, holds a
  * lower number than any handed out after it, so its value is stale, not
  * current. This holds while the server's clock does not go back, and
- * while fewer than one leader a microsecond was elected before. */
+ * while fewer than one leader a microsecond was elected before. Lua keeps
+ * the number in a double (exact below 2^53: microseconds until 2255) and
+ * would write it as 1.79e+15: %d writes its digits. */
 static const char elect_script[] =
     "local holder = redis.call('GET', KEYS[1])\n"
     "if holder then return {0, holder, redis.call('PTTL', KEYS[1])} end\n"
@@ -31,7 +33,8 @@ static const char elect_script[] =
     "  local t = redis.call('TIME')\n"
     "  redis.call('SET', KEYS[2], string.format('%d%06d', t[1], t[2])) end\n"
     "local f = redis.call('INCR', KEYS[2])\n"
-    "redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. f, 'PX', ARGV[2])\n"
+    "redis.call('SET', KEYS[1], ARGV[1] .. string.format(' %d', f), 'PX',\n"
+    "    ARGV[2])\n"
     "return {1, f}\n";
 
 /* KEYS: lock, fence, value, channel. ARGV: token, f, entry, the value's
