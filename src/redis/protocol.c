@@ -361,10 +361,13 @@ static int lead(struct flight *f, struct fleet_value **out)
     if (!stale)
         return 0;
     /* A newer leader was elected while fn ran: this value is stale and
-     * is never returned as current. Its callers wait for the newer one. */
+     * is never returned as current. Its callers wait for the newer one,
+     * as any waiter does: if Redis fails meanwhile, they fall back and fn
+     * runs again here (fn's code is not at stake: it succeeded). */
     atomic_fetch_add(&f->g->stale, 1);
     free(*out);
     *out = NULL;
+    f->fn_ran = false;
     f->fence = newer;
     f->lock_until = scr__now() + f->g->opts.lock_ttl_ms;
     return wait_for_value(f, out);

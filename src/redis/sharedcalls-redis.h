@@ -29,7 +29,8 @@
  *            PREFIX{KEY}:done. It does so only if the fence counter is
  *            still f: once a newer leader has been elected, a late value
  *            is stale and is never stored (the fencing number decides, not
- *            the lock). If fn fails, the release script deletes the lock
+ *            the lock); its process waits for the newer value as a waiter
+ *            does. If fn fails, the release script deletes the lock
  *            if it is still this leader's and publishes the failure.
  *   waiter   subscribes to PREFIX{KEY}:done, then reads the value: one with
  *            a fencing number at least the holder's is the answer. Else
