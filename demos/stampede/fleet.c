@@ -53,6 +53,7 @@ void st_result_add(struct st_result *out, const struct st_result *r)
     out->remote += r->remote;
     out->copied += r->copied;
     out->queries += r->queries;
+    out->timed_out += r->timed_out;
     out->early += r->early;
     out->not_found += r->not_found;
     out->errors += r->errors;
@@ -62,6 +63,7 @@ void st_result_add(struct st_result *out, const struct st_result *r)
     out->over_once += r->over_once;
     out->takeovers += r->takeovers;
     out->fallbacks += r->fallbacks;
+    out->stale += r->stale;
     out->max_ns = r->max_ns > out->max_ns ? r->max_ns : out->max_ns;
 }
 

@@ -129,6 +129,7 @@ struct st_result {
     long remote;      /* of those: a query in another process */
     long copied;      /* of those: late, from the fleet's copy in Redis */
     long queries;     /* answered by their own query */
+    long timed_out;   /* redis: no answer within the call's deadline */
     long early;       /* of those: xfetch's reloads before the expiry */
     long not_found;   /* answers that the row does not exist */
     long errors;      /* answers that the database failed */
@@ -137,8 +138,8 @@ struct st_result {
     long hot_queries; /* the fleet's queries for hot keys that answered */
     long hot_fills;   /* hot keys' lifetimes, added over the processes */
     long over_once;   /* keys a process queried twice in one lifetime */
-    unsigned long long takeovers, fallbacks; /* redis: the fleet's */
-    long p50_ns, p99_ns, max_ns;             /* request latency */
+    unsigned long long takeovers, fallbacks, stale; /* redis: the fleet's */
+    long p50_ns, p99_ns, max_ns;                    /* request latency */
 };
 
 /* Database queries per expiry of a hot key, for the whole fleet. Every

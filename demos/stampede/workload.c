@@ -342,6 +342,8 @@ static int fleet_miss(struct worker *w, struct st_row *row,
         w->r.shared++;
         w->r.remote++;
         w->r.copied++;
+    } else if (rc == -ETIMEDOUT) {
+        w->r.timed_out++; /* no answer: neither shared nor wrong */
     } else if (ok && res.origin == SCR_THIS_THREAD) {
         w->r.hits++; /* filled by a flight that had just ended */
     } else {
@@ -414,7 +416,7 @@ static void judge(struct worker *w, int rc, const struct st_row *row)
         w->r.not_found++;
     } else if (rc == EIO)
         w->r.errors++;
-    else
+    else if (rc != -ETIMEDOUT) /* a timeout is counted as one, not judged */
         w->r.wrong++; /* the kit's own failure, or bytes garbled: no answer */
 }
 
@@ -470,6 +472,7 @@ static void total(struct proc *p, struct worker *ws, int n)
     if (p->rg != NULL && scr_stats(p->rg, &st) == 0) {
         out->takeovers = st.takeovers;
         out->fallbacks = st.fallbacks;
+        out->stale = st.stale;
     }
 }
 
