@@ -54,6 +54,7 @@ void st_result_add(struct st_result *out, const struct st_result *r)
     out->copied += r->copied;
     out->queries += r->queries;
     out->timed_out += r->timed_out;
+    out->waited_out += r->waited_out;
     out->early += r->early;
     out->not_found += r->not_found;
     out->errors += r->errors;

@@ -130,6 +130,7 @@ struct st_result {
     long copied;      /* of those: late, from the fleet's copy in Redis */
     long queries;     /* answered by their own query */
     long timed_out;   /* redis: no answer within the call's deadline */
+    long waited_out;  /* of those: neither a query of their own nor a copy */
     long early;       /* of those: xfetch's reloads before the expiry */
     long not_found;   /* answers that the row does not exist */
     long errors;      /* answers that the database failed */

@@ -336,14 +336,15 @@ static int fleet_miss(struct worker *w, struct st_row *row,
         if (rc == 0 && !found)
             rc = ENOENT;
     }
+    w->r.timed_out += rc == -ETIMEDOUT; /* no answer: never judged wrong */
     if (w->queried) {
-        w->r.queries++;
+        w->r.queries++;     /* a query ran, even if its answer came too late */
     } else if (w->copied) { /* another process's query, late */
         w->r.shared++;
         w->r.remote++;
         w->r.copied++;
     } else if (rc == -ETIMEDOUT) {
-        w->r.timed_out++; /* no answer: neither shared nor wrong */
+        w->r.waited_out++; /* waited for another's, in vain */
     } else if (ok && res.origin == SCR_THIS_THREAD) {
         w->r.hits++; /* filled by a flight that had just ended */
     } else {
