@@ -2,7 +2,9 @@
  * test_redis.c - libsharedcalls-redis against a real redis-server the test
  * starts (tests/redis_server.c): a fleet of processes runs fn once; the
  * credentials and the ACL; entries that are too large, truncated or
- * forged; a leader killed inside fn, and the waiter that takes over.
+ * forged; a leader killed inside fn, and the waiter that takes over; a
+ * leader slower than its lock, whose late value is stale, or whose late
+ * failure leaves its successor's lock alone.
  *
  * The processes are forked children. They meet in memory shared before
  * the fork: a process-shared mutex and condition variable hold fn until
@@ -27,20 +29,25 @@
 #include <unistd.h>
 
 enum { MAX_PROCS = 8, MAX_THREADS = 8, VALUE_LEN = 6 };
+/* fn's own failure code (positive: never taken for an errno). */
+enum { FN_FAILED = 77 };
 
 /* What the fleet's processes share. */
 struct fleet {
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    int in_fn;       /* runs of fn that have started */
-    int ready;       /* processes whose callers are all waiting */
-    int released;    /* fn may return */
-    int block_first; /* only the first run of fn waits for release */
+    int in_fn;    /* runs of fn that have started */
+    int ready;    /* processes whose callers are all waiting */
+    int held;     /* runs 1 to held of fn wait for their release */
+    int released; /* runs released: run k may return once this is k */
+    int fail_run; /* the run of fn that fails with FN_FAILED (0: none) */
     /* Set by the parent before a process starts: by process, the run of
      * fn whose value every caller gets, or the code they get instead
-     * (when not 0); and every caller's scr_options.wait_ms (0: 15 s). */
+     * (when not 0), and its lock's time to live (0: the default); and
+     * every caller's scr_options.wait_ms (0: 15 s). */
     int expect_run[MAX_PROCS];
     int expect_rc[MAX_PROCS];
+    unsigned lock_ttl_ms[MAX_PROCS];
     unsigned wait_ms;
     /* Reported by the processes. */
     int wrong[MAX_PROCS];
@@ -80,11 +87,11 @@ static void fleet_unmap(void)
     fleet = NULL;
 }
 
-/* Lets the first run of fn return. */
+/* Lets the next held run of fn return. */
 static void fleet_release(void)
 {
     pthread_mutex_lock(&fleet->mu);
-    fleet->released = 1;
+    fleet->released++;
     pthread_cond_broadcast(&fleet->cond);
     pthread_mutex_unlock(&fleet->mu);
 }
@@ -101,26 +108,27 @@ static bool fleet_wait(bool (*pred)(void *), void *arg)
     return true;
 }
 
-static bool is_released(void *arg)
+static bool is_released(void *run)
 {
-    (void)arg;
-    return fleet->released != 0;
+    return fleet->released >= *(int *)run;
 }
 
 /* fn: counts its run, and its value says which run it was ("run 02");
- * the first run waits for the parent's release. */
+ * a held run waits for the parent's release, and fail_run fails. */
 static int fleet_fn(void *arg, void **buf, size_t *len)
 {
     (void)arg;
     pthread_mutex_lock(&fleet->mu);
     int run = ++fleet->in_fn;
-    bool first = run == 1;
     pthread_cond_broadcast(&fleet->cond);
-    if (first && fleet->block_first && !fleet_wait(is_released, NULL)) {
+    if (run <= fleet->held && !fleet_wait(is_released, &run)) {
         pthread_mutex_unlock(&fleet->mu);
         return ETIMEDOUT;
     }
+    bool fails = run == fleet->fail_run;
     pthread_mutex_unlock(&fleet->mu);
+    if (fails)
+        return FN_FAILED;
     *buf = malloc(VALUE_LEN + 1);
     if (*buf == NULL)
         return ENOMEM;
@@ -141,13 +149,29 @@ static bool as_expected(int me, int rc, const scr_result *r)
            memcmp(r->val, want, VALUE_LEN) == 0;
 }
 
+/*
+ * Under a race tool (Valgrind, a sanitizer) every process of the fleet is
+ * many times slower: a waiting process lines up behind a leader in about
+ * 0.5 s instead of 50 ms. A lock's time to live must outlast that, or the
+ * waiters take over before the test has lined them up, and a process
+ * whose flight ends at once never has its followers parked (the fleet's
+ * "followers never parked" hang under Valgrind). Values and round trips
+ * get the same room.
+ */
+static unsigned tool_ms(unsigned plain, unsigned under_a_tool)
+{
+    return tu_under_a_tool() ? under_a_tool : plain;
+}
+
 static scr_options options_for(const struct redis_server *s)
 {
     return (scr_options){.unix_socket = s->socket,
                          .user = s->user,
                          .password = s->password,
                          .prefix = s->prefix != NULL ? s->prefix : "test:",
-                         .lock_ttl_ms = 400,
+                         .lock_ttl_ms = tool_ms(400, 4000),
+                         .value_ttl_ms = tool_ms(1000, 20000),
+                         .io_timeout_ms = tool_ms(500, 2000),
                          .wait_ms = fleet != NULL && fleet->wait_ms != 0
                                         ? fleet->wait_ms
                                         : 15000};
@@ -183,6 +207,8 @@ static int fleet_process(int me, int threads)
 {
     alarm(60); /* the parent's watchdog is not inherited */
     scr_options o = options_for(&server);
+    if (fleet->lock_ttl_ms[me] != 0)
+        o.lock_ttl_ms = fleet->lock_ttl_ms[me];
     int err = 0;
     scr_group *g = scr_new(&o, &err);
     if (g == NULL) {
@@ -300,7 +326,11 @@ static void fleet_runs_fn_once(const char *acl_prefix)
     enum { PROCS = 4, THREADS = 4 };
     CU_ASSERT_FATAL(redis_start(&server, acl_prefix) == 0);
     fleet_map();
-    fleet->block_first = 1;
+    fleet->held = 1;
+    /* fn is held until the whole fleet waits: the leader's lock outlasts
+     * that however slowly the fleet starts (a takeover here would be the
+     * test's own timing, not the protocol's). */
+    fleet->lock_ttl_ms[0] = 60000;
     for (int p = 0; p < PROCS; p++)
         fleet->expect_run[p] = 1;
     pid_t pid[PROCS];
@@ -441,7 +471,7 @@ static void leader_killed_waiter_takes_over(void)
     enum { THREADS = 3 };
     CU_ASSERT_FATAL(redis_start(&server, NULL) == 0);
     fleet_map();
-    fleet->block_first = 1; /* the first fn never returns: it is killed */
+    fleet->held = 1; /* the first fn never returns: it is killed */
     fleet->expect_run[1] = 2;
     pid_t leader = start_leader_process(1);
     pid_t waiter = start_process(1, THREADS);
@@ -459,6 +489,27 @@ static void leader_killed_waiter_takes_over(void)
     redis_stop(&server);
 }
 
+/* A key's fence counter in Redis, or 0 if there is none. */
+static unsigned long long fence_of(const char *key)
+{
+    redisReply *r = redis_run(&server, "GET test:{%s}:fence", key);
+    unsigned long long f = 0;
+    if (r != NULL && r->type == REDIS_REPLY_STRING)
+        f = strtoull(r->str, NULL, 10);
+    if (r != NULL)
+        freeReplyObject(r);
+    return f;
+}
+
+/* Sets a key's fence counter, as if n leaders had been elected: the next
+ * is n + 1 (a missing counter would start from the server's clock). */
+static void set_fence(const char *key, long n)
+{
+    redisReply *r = redis_run(&server, "SET test:{%s}:fence %ld", key, n);
+    CU_ASSERT_FATAL(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+}
+
 /* A leader slower than its lock: a waiting process takes over and runs
  * fn again (run 2); when the slow run 1 ends, its value is stale (the
  * fence counter has moved on), it is not stored, and its process's callers
@@ -468,11 +519,9 @@ static void slow_leader_value_is_stale(void)
 {
     enum { THREADS = 2 };
     CU_ASSERT_FATAL(redis_start(&server, NULL) == 0);
-    redisReply *r = redis_run(&server, "SET test:{hot}:fence 41");
-    CU_ASSERT_FATAL(r != NULL && r->type == REDIS_REPLY_STATUS);
-    freeReplyObject(r);
+    set_fence("hot", 41);
     fleet_map();
-    fleet->block_first = 1;
+    fleet->held = 1;
     fleet->expect_run[0] = fleet->expect_run[1] = 2;
     pid_t slow = start_leader_process(THREADS);
     pid_t second = start_process(1, THREADS);
@@ -488,25 +537,92 @@ static void slow_leader_value_is_stale(void)
     CU_ASSERT_EQUAL(fleet->origin[SCR_THIS_THREAD], 1);
     CU_ASSERT_EQUAL(fleet->origin[SCR_THIS_PROCESS], THREADS - 1);
     CU_ASSERT_EQUAL(fleet->origin[SCR_OTHER_PROCESS], THREADS);
-    r = redis_run(&server, "GET test:{hot}:fence");
-    CU_ASSERT(r != NULL && r->type == REDIS_REPLY_STRING &&
-              strcmp(r->str, "43") == 0);
-    if (r != NULL)
-        freeReplyObject(r);
+    CU_ASSERT_EQUAL(fence_of("hot"), 43);
     fleet_unmap();
     redis_stop(&server);
 }
 
-/* A key's fence counter in Redis, or 0 if there is none. */
-static unsigned long long fence_of(const char *key)
+static bool second_leads(void *arg)
 {
-    redisReply *r = redis_run(&server, "GET test:{%s}:fence", key);
-    unsigned long long f = 0;
-    if (r != NULL && r->type == REDIS_REPLY_STRING)
-        f = strtoull(r->str, NULL, 10);
+    (void)arg;
+    return fleet->ready >= 2 && fleet->in_fn >= 2;
+}
+
+static long runs_of_fn(const char *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&fleet->mu);
+    long n = fleet->in_fn;
+    pthread_mutex_unlock(&fleet->mu);
+    return n;
+}
+
+/* The third process has chosen: it waits in Redis for the second
+ * leader's value (a second subscriber to the channel: the second leader
+ * is still subscribed from its own wait), or it was elected, runs fn. */
+static long third_chose(const char *prefix)
+{
+    return waiting_in_redis(prefix) >= 2 || runs_of_fn(NULL) >= 3;
+}
+
+/* Whether the lock is held with fencing number f ("TOKEN f"). */
+static bool lock_held_by(long f)
+{
+    redisReply *r = redis_run(&server, "GET test:{hot}:lock");
+    const char *space =
+        r != NULL && r->type == REDIS_REPLY_STRING ? strchr(r->str, ' ') : NULL;
+    bool held = space != NULL && strtol(space + 1, NULL, 10) == f;
     if (r != NULL)
         freeReplyObject(r);
-    return f;
+    return held;
+}
+
+/* A leader slower than its lock whose fn then fails: by then a second
+ * process has taken over and is in fn (run 2), holding the lock with
+ * fencing number 2. The slow leader's release must leave that lock
+ * alone (it is no longer this leader's), so a third process that comes
+ * after it follows the second leader: fn runs twice, not three times. */
+static void failed_slow_leader_keeps_new_lock(void)
+{
+    enum { THREADS = 2 };
+    CU_ASSERT_FATAL(redis_start(&server, NULL) == 0);
+    set_fence("hot", 0); /* the leaders' fencing numbers: 1, then 2 */
+    fleet_map();
+    fleet->held = 2;
+    fleet->fail_run = 1;
+    fleet->expect_rc[0] = FN_FAILED;
+    fleet->expect_run[1] = fleet->expect_run[2] = 2;
+    /* The second leader's lock outlives the test: only a release that
+     * is not its own can take it. */
+    fleet->lock_ttl_ms[1] = 60000;
+    pid_t slow = start_leader_process(THREADS);
+    pid_t second = start_process(1, THREADS);
+    pthread_mutex_lock(&fleet->mu);
+    CU_ASSERT(fleet_wait(second_leads, NULL)); /* took over, in run 2 */
+    pthread_mutex_unlock(&fleet->mu);
+    CU_ASSERT(lock_held_by(2));
+    fleet_release(); /* run 1 fails, late: its leader releases the lock */
+    CU_ASSERT_EQUAL(exit_status(slow), 0);
+    bool kept = lock_held_by(2);
+    CU_ASSERT(kept);
+    pid_t third = start_process(2, 1);
+    CU_ASSERT(poll_until(third_chose, "test:", 1));
+    CU_ASSERT_EQUAL(runs_of_fn(NULL), 2); /* the third was not elected */
+    fleet_release();                      /* run 2 returns its value */
+    CU_ASSERT_EQUAL(exit_status(second), 0);
+    CU_ASSERT_EQUAL(exit_status(third), 0);
+    printf("(fn ran %d time(s); the second leader's lock %s the failed "
+           "release; answers: %d this thread, %d this process, %d other "
+           "processes) ",
+           fleet->in_fn, kept ? "survived" : "was taken by",
+           fleet->origin[SCR_THIS_THREAD], fleet->origin[SCR_THIS_PROCESS],
+           fleet->origin[SCR_OTHER_PROCESS]);
+    CU_ASSERT_EQUAL(fleet->in_fn, 2);
+    CU_ASSERT_EQUAL(fleet->origin[SCR_THIS_THREAD], 1);
+    CU_ASSERT_EQUAL(fleet->origin[SCR_THIS_PROCESS], THREADS - 1);
+    CU_ASSERT_EQUAL(fleet->origin[SCR_OTHER_PROCESS], 1);
+    fleet_unmap();
+    redis_stop(&server);
 }
 
 /* redis-server killed: calls go on, coalesced in the process, within
@@ -517,7 +633,7 @@ static void server_killed_then_restarted(void)
     enum { THREADS = 4 };
     CU_ASSERT_FATAL(redis_start(&server, NULL) == 0);
     fleet_map();
-    fleet->block_first = 1;
+    fleet->held = 1;
     fleet->expect_run[0] = 1;
     fleet->wait_ms = 2000;
     scr_options o = options_for(&server);
@@ -574,30 +690,34 @@ static void server_killed_then_restarted(void)
 
 /* The server stalls (CLIENT PAUSE) while a process waits for another's
  * value: its callers return -ETIMEDOUT at their deadline, not when the
- * pause ends. */
+ * pause ends. The leader's lock expires during the pause, so the waiter's
+ * attempt to take over meets the stalled server too. */
 static void stalled_server_followers_time_out(void)
 {
-    enum { THREADS = 3, WAIT_MS = 1000, PAUSE_MS = 8000 };
+    enum { THREADS = 3 };
+    const long wait_ms = tool_ms(1000, 6000), pause_ms = tool_ms(8000, 20000);
     CU_ASSERT_FATAL(redis_start(&server, NULL) == 0);
+    const long io_ms = options_for(&server).io_timeout_ms;
     fleet_map();
-    fleet->block_first = 1;
-    fleet->wait_ms = WAIT_MS;
+    fleet->held = 1;
+    fleet->wait_ms = (unsigned)wait_ms;
     fleet->expect_run[0] = 1;
     fleet->expect_rc[1] = -ETIMEDOUT;
     pid_t leader = start_leader_process(1);
     pid_t waiter = start_process(1, THREADS);
     CU_ASSERT(poll_until(waiting_in_redis, "test:", 1));
-    redisReply *x = redis_run(&server, "CLIENT PAUSE %d ALL", PAUSE_MS);
+    redisReply *x = redis_run(&server, "CLIENT PAUSE %ld ALL", pause_ms);
     CU_ASSERT(x != NULL && x->type == REDIS_REPLY_STATUS);
     if (x != NULL)
         freeReplyObject(x);
     CU_ASSERT_EQUAL(exit_status(waiter), 0);
     long longest = fleet->longest_ms;
     printf("(the waiting process's callers returned -ETIMEDOUT after at "
-           "most %ld ms; deadline %d ms, pause %d ms) ",
-           longest, WAIT_MS, PAUSE_MS);
-    /* The deadline, plus at most one round trip's timeout (500 ms). */
-    CU_ASSERT(longest >= WAIT_MS - 50 && longest < WAIT_MS + 1000);
+           "most %ld ms; deadline %ld ms, pause %ld ms) ",
+           longest, wait_ms, pause_ms);
+    /* The deadline, plus at most one round trip's timeout, and as much
+     * again for the process's own slowness. */
+    CU_ASSERT(longest >= wait_ms - 50 && longest < wait_ms + 2 * io_ms);
     x = redis_run(&server, "CLIENT UNPAUSE");
     if (x != NULL)
         freeReplyObject(x);
@@ -620,6 +740,8 @@ int main(void)
          leader_killed_waiter_takes_over},
         {"a leader slower than its lock: its late value is stale, not stored",
          slow_leader_value_is_stale},
+        {"a slow leader that fails: the lock its successor holds survives",
+         failed_slow_leader_keeps_new_lock},
         {"redis-server killed: calls go on in the process; restarted: Redis "
          "again",
          server_killed_then_restarted},
