@@ -688,6 +688,43 @@ static void server_killed_then_restarted(void)
     redis_stop(&server);
 }
 
+/* A slow leader's value is refused as stale, and while its process waits
+ * for the newer leader's, redis-server dies: that process falls back as
+ * any waiter would, and fn runs again in it (run 3); the newer leader,
+ * unable to publish, gives its own process its value unchecked (run 2).
+ * Every caller gets a value, marked a fallback; none gets -EIO. */
+static void stale_leader_falls_back_when_redis_dies(void)
+{
+    enum { THREADS = 2 };
+    CU_ASSERT_FATAL(redis_start(&server, NULL) == 0);
+    set_fence("hot", 0);
+    fleet_map();
+    fleet->held = 2;
+    fleet->expect_run[0] = 3;
+    fleet->expect_run[1] = 2;
+    fleet->lock_ttl_ms[1] = 60000; /* only the slow leader's lock expires */
+    pid_t slow = start_leader_process(THREADS);
+    pid_t second = start_process(1, THREADS);
+    pthread_mutex_lock(&fleet->mu);
+    CU_ASSERT(fleet_wait(second_leads, NULL)); /* took over, in run 2 */
+    pthread_mutex_unlock(&fleet->mu);
+    fleet_release(); /* run 1 ends, late: stale; its process waits */
+    /* Two subscribers: the second leader's, from its own wait, and the
+     * slow leader's, waiting for run 2 now. */
+    CU_ASSERT(poll_until(waiting_in_redis, "test:", 2));
+    redis_kill(&server);
+    CU_ASSERT_EQUAL(exit_status(slow), 0);
+    fleet_release(); /* run 2 ends, and cannot be published */
+    CU_ASSERT_EQUAL(exit_status(second), 0);
+    printf("(fn ran %d time(s); %llu stale, %llu fallback(s)) ", fleet->in_fn,
+           fleet->stale, fleet->fallbacks);
+    CU_ASSERT_EQUAL(fleet->in_fn, 3);
+    CU_ASSERT_EQUAL(fleet->stale, 1);
+    CU_ASSERT_EQUAL(fleet->fallbacks, 2);
+    fleet_unmap();
+    redis_stop(&server);
+}
+
 /* The server stalls (CLIENT PAUSE) while a process waits for another's
  * value: its callers return -ETIMEDOUT at their deadline, not when the
  * pause ends. The leader's lock expires during the pause, so the waiter's
@@ -742,6 +779,8 @@ int main(void)
          slow_leader_value_is_stale},
         {"a slow leader that fails: the lock its successor holds survives",
          failed_slow_leader_keeps_new_lock},
+        {"a stale leader's process, redis-server gone: it falls back",
+         stale_leader_falls_back_when_redis_dies},
         {"redis-server killed: calls go on in the process; restarted: Redis "
          "again",
          server_killed_then_restarted},
