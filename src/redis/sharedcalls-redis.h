@@ -48,8 +48,9 @@
  * its own. The fencing counter of each key stays in Redis (it must never
  * go back; one that is missing, as after a restart without persistence,
  * starts again from the server's clock in microseconds, above every
- * number handed out before while that clock does not go back); everything
- * else expires.
+ * number handed out before while that clock does not go back, so deleting
+ * one between flights, or its eviction, is safe); everything else expires.
+ * Redis thus keeps one small counter for every key ever asked for.
  *
  * When Redis cannot be reached or fails (connection refused, an error
  * reply, no answer within io_timeout_ms), a call falls back to coalescing
