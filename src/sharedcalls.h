@@ -5,8 +5,11 @@
  * A port of go-zero's SharedCalls (core/syncx/sharedcalls.go, commit
  * 7e3a369a8). While a function runs for a key, every other caller that asks
  * for the same key waits and receives that run's result instead of running
- * the function again. Nothing is cached: a caller that arrives after the run
- * has finished starts a new one.
+ * the function again. Nothing is cached: a caller that arrives after the
+ * flight has ended starts a new one. A flight ends when its leader
+ * publishes: under the group's lock, it stores the result and removes the
+ * key from the map. Until then the flight is in the air, even after fn has
+ * returned, and a caller that arrives in that gap still joins it.
  *
  *   leader    A --sc_do("k")--[ fn runs ]---------> returns v
  *   follower  B --------sc_do("k")--[ waits ]-----> returns v  (fn not run)
@@ -158,7 +161,7 @@ typedef enum sc_event_kind {
     SC_EV_LEAD,      /* it leads a flight: a new one, or one handed to it */
     SC_EV_JOIN,      /* it joined the flight in progress, as a follower */
     SC_EV_FN_START,  /* the leader calls fn */
-    SC_EV_FN_RETURN, /* fn returned code */
+    SC_EV_FN_RETURN, /* fn returned code; the flight can still be joined */
     SC_EV_DELETE,    /* the flight left the map: a later call starts anew */
     SC_EV_DONE,      /* the flight ended with code; its followers are woken */
     SC_EV_HANDOFF,   /* fn failed with code, or its thread was cancelled
