@@ -27,7 +27,7 @@ scripts/check-book >/dev/null
 scripts/check-book --resolve | sort -u >"$out/refs"
 
 # figures: each chapter with its run blocks made again
-for md in book/README.md book/[0-9]*.md book/answers.md; do
+for md in book/README.md book/[0-9]*.md book/answers.md book/tour.md book/tools.md book/glossary.md; do
     name=$(basename "$md")
     awk -v full="$full" -v out="$out" '
     function run(cmd,   sh, line, n) {
@@ -93,11 +93,13 @@ refs() {
 
 # one document: chapter links become links inside it
 {
-    for md in README.md $(cd book && ls [0-9]*.md) answers.md; do
+    for md in README.md $(cd book && ls [0-9]*.md) answers.md tour.md tools.md glossary.md; do
         id=$(echo "$md" | sed 's/\.md$//')
         refs "$out/$md" | sed -e "1s/^# \(.*\)$/# \1 {#ch-$id}/" \
             -e 's/](\([0-9][0-9]*-[a-z-]*\)\.md)/](#ch-\1)/g' \
-            -e 's/](answers\.md)/](#ch-answers)/g' -e 's/](README\.md)/](#ch-README)/g'
+            -e 's/](answers\.md)/](#ch-answers)/g' -e 's/](README\.md)/](#ch-README)/g' \
+            -e 's/](tools\.md)/](#ch-tools)/g' -e 's/](glossary\.md)/](#ch-glossary)/g' \
+            -e 's/](tour\.md)/](#ch-tour)/g'
         printf '\n\n'
     done
 } >"$out/sharedcalls.md"
