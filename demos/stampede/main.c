@@ -79,15 +79,33 @@ static void usage(FILE *to, const struct option *opts)
             "  --quiet              no progress line\n");
 }
 
-/* A bad argument: says which, and what it takes. */
+/* A bad argument: names the option and what it takes, never only the
+ * usage, so that a typo in a long command line is found at once. */
 static int bad(const char *name, const char *value, const char *takes)
 {
+    fprintf(stderr, "stampede: %s must be %s\n", name, takes);
     if (value == NULL)
-        fprintf(stderr, "stampede: %s needs a value: %s\n", name, takes);
+        fprintf(stderr, "(its value is missing; ");
     else
-        fprintf(stderr, "stampede: %s: '%s' is not %s\n", name, value, takes);
-    fprintf(stderr, "(stampede --help lists every option)\n");
+        fprintf(stderr, "(not '%s'; ", value);
+    fprintf(stderr, "stampede --help lists every option)\n");
     return 2;
+}
+
+/* The options whose value is not a whole number, and what each takes. */
+static const char *takes_of(const char *arg)
+{
+    static const char *const takes[][2] = {
+        {"--mode", "one of none, sharedcalls, redis, xfetch, both, all"},
+        {"--beta", "a number from 0 to 10"},
+        {"--db", "a file's path"},
+        {"--redis", "a Unix socket's path (never TCP)"},
+        {"--redis-password", "a password"},
+    };
+    for (size_t i = 0; i < sizeof takes / sizeof takes[0]; i++)
+        if (strcmp(arg, takes[i][0]) == 0)
+            return takes[i][1];
+    return NULL;
 }
 
 /* Reads s as a decimal number in [lo, hi]. */
@@ -264,6 +282,12 @@ static bool sound(const struct st_result *r)
 {
     bool ok = r->wrong == 0 &&
               r->hits + r->shared + r->queries + r->waited_out == r->requests;
+    /* An empty run would pass every other check, and show nothing. */
+    if (r->requests == 0) {
+        fprintf(stderr, "stampede: %s served no request in %.1f s\n",
+                st_mode_names[r->mode], r->seconds);
+        ok = false;
+    }
     if (r->mode == ST_SHAREDCALLS && r->over_once != 0) {
         printf("sharedcalls queried %ld key(s) twice in one expiry\n",
                r->over_once);
@@ -383,11 +407,7 @@ int main(int argc, char **argv)
     double beta = 1.0;
     bool quiet = !isatty(STDERR_FILENO), fleet_copy = true;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const struct option *o = opts;
-        while (o->name != NULL &&
-               !(strncmp(a, "--", 2) == 0 && strcmp(a + 2, o->name) == 0))
-            o++;
+        const char *a = argv[i];
         if (strcmp(a, "--help") == 0) {
             usage(stdout, opts);
             return 0;
@@ -397,41 +417,47 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--no-fleet-copy") == 0) {
             fleet_copy = false;
             continue;
-        } else if (o->name != NULL) {
-            char takes[64];
-            snprintf(takes, sizeof takes, "a whole number from %ld to %ld",
-                     o->lo, o->hi);
-            if (!demo_number(v, o->lo, o->hi, o->value))
-                return bad(a, v, takes);
-        } else if (strcmp(a, "--mode") == 0) {
-            int m = 0;
-            while (mode_sets[m] != NULL &&
-                   (v == NULL || strcmp(v, mode_sets[m]) != 0))
-                m++;
-            if (mode_sets[m] == NULL)
-                return bad(a, v,
-                           "one of none, sharedcalls, redis, xfetch, both, "
-                           "all");
-            set = v;
-        } else if (strcmp(a, "--beta") == 0) {
-            if (!decimal(v, 0.0, 10.0, &beta))
-                return bad(a, v, "a number from 0 to 10");
-        } else if (strcmp(a, "--db") == 0 && v != NULL) {
-            db = v;
-        } else if (strcmp(a, "--redis") == 0) {
-            if (v == NULL || !is_socket(v))
-                return bad(a, v,
-                           "a Unix socket (the demo uses Redis on a Unix "
-                           "socket only, never TCP)");
-            redis = v;
-        } else if (strcmp(a, "--redis-password") == 0 && v != NULL) {
-            password = v;
-        } else {
-            fprintf(stderr, "stampede: unknown option or no value: '%s'\n", a);
-            usage(stderr, opts);
+        }
+        const struct option *o = opts;
+        while (o->name != NULL &&
+               !(strncmp(a, "--", 2) == 0 && strcmp(a + 2, o->name) == 0))
+            o++;
+        char range[48];
+        snprintf(range, sizeof range, "%ld-%ld", o->lo, o->hi);
+        const char *takes = o->name != NULL ? range : takes_of(a);
+        if (takes == NULL) {
+            fprintf(stderr,
+                    "stampede: unknown option '%s' (stampede --help lists "
+                    "every option)\n",
+                    a);
             return 2;
         }
-        i++; /* the option's value */
+        /* A value that looks like an option is the next option: this
+         * one's value is missing. */
+        const char *v = ++i < argc ? argv[i] : NULL;
+        if (v == NULL || strncmp(v, "--", 2) == 0)
+            return bad(a, NULL, takes);
+        bool ok = *v != '\0';
+        if (o->name != NULL) {
+            ok = demo_number(v, o->lo, o->hi, o->value);
+        } else if (strcmp(a, "--mode") == 0) {
+            int m = 0;
+            while (mode_sets[m] != NULL && strcmp(v, mode_sets[m]) != 0)
+                m++;
+            ok = mode_sets[m] != NULL;
+            set = v;
+        } else if (strcmp(a, "--beta") == 0) {
+            ok = decimal(v, 0.0, 10.0, &beta);
+        } else if (strcmp(a, "--db") == 0) {
+            db = v;
+        } else if (strcmp(a, "--redis") == 0) {
+            ok = is_socket(v);
+            redis = v;
+        } else {
+            password = v;
+        }
+        if (!ok)
+            return bad(a, v, takes);
     }
     if (password != NULL && redis == NULL) {
         fprintf(stderr, "stampede: --redis-password is for --redis SOCKET "
