@@ -381,27 +381,30 @@ static int run_modes(struct st_config *cfg, const char *set)
     return ok ? 0 : 1;
 }
 
+/* What runs, in lines that fit 80 columns whatever the numbers: the
+ * paths, which may be long, each on a line of its own. */
 static void describe(const struct st_config *cfg, long rows, bool fixed,
                      const struct st_server *server)
 {
+    const char *until = fixed ? "a fixed number of requests" : "a fixed time";
     if (cfg->procs > 1)
         printf("stampede: %d processes of %d threads, each process with a "
-               "cache of its own,\nask for %ld users in %s (%s),\n",
-               cfg->procs, cfg->threads, rows, cfg->db_path,
-               fixed ? "a fixed number of requests" : "for a fixed time");
+               "cache of its own,\nask for %ld users (for %s),\n",
+               cfg->procs, cfg->threads, rows, until);
     else
-        printf("stampede: %d threads ask for %ld users in %s (%s),\n",
-               cfg->threads, rows, cfg->db_path,
-               fixed ? "a fixed number of requests" : "for a fixed time");
-    printf("%d%% of them for %d hot ones; a cached user lives %d ms "
-           "+-5%%, a query takes %d ms.\n",
+        printf("stampede: %d threads ask for %ld users (for %s),\n",
+               cfg->threads, rows, until);
+    printf("%d%% of them for %d hot ones; a cached user lives %d ms +-5%%,\n"
+           "a query takes %d ms.\n",
            cfg->hot_percent, cfg->hot, cfg->ttl_ms, cfg->db_latency_ms);
+    printf("database: %s\n", cfg->db_path);
     if (server->pid > 0)
-        printf("redis: a private redis-server on %s, stopped at the end.\n",
+        printf("redis: a private redis-server, stopped at the end, on\n"
+               "  %s\n",
                cfg->redis_socket);
     else if (cfg->redis_socket != NULL)
-        printf("redis: the server on %s (the run's keys are deleted at the "
-               "end).\n",
+        printf("redis: the server on %s\n"
+               "  (the run's keys are deleted at the end)\n",
                cfg->redis_socket);
     putchar('\n');
     fflush(stdout);
