@@ -253,8 +253,8 @@ static int watch(struct procs *ps, long long t0)
     for (;;) {
         nanosleep(&(struct timespec){0, 100000000L}, NULL);
         double secs = (double)(st_now_ns() - t0) / 1e9;
-        if (cfg->progress)
-            progress(ps, secs, width);
+        if (cfg->progress) /* the width anew: the terminal may be resized */
+            progress(ps, secs, width = progress_width());
         if (cfg->requests > 0 ? atomic_load(&ps->f->issued) >= cfg->requests
                               : secs >= cfg->seconds)
             break;
