@@ -4,8 +4,10 @@
  * fn runs once, so all five print the same id, after one second, not five.
  *
  *   build/demos/once
+ *   build/demos/once --help
  *
- * Exits 1 unless fn ran once and all five printed the same id.
+ * Exits 1 unless fn ran once and all five printed the same id; 2 on any
+ * argument but --help (it takes none: the article's demo is fixed).
  */
 #define _GNU_SOURCE /* getrandom */
 
@@ -65,8 +67,28 @@ static void *ask(void *arg)
     return NULL;
 }
 
-int main(void)
+static const char usage[] =
+    "usage: once\n"
+    "  Five threads ask for one key at once; fn takes a second and runs "
+    "once.\n"
+    "  It takes no options but --help.\n";
+
+int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") != 0) {
+            /* Say what was refused: "once --threads 3" must not just run. */
+            fprintf(stderr,
+                    "once: unknown argument '%s': once takes no options but "
+                    "--help\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    if (argc > 1) {
+        fputs(usage, stdout);
+        return 0;
+    }
     struct demo d = {.g = sc_new()};
     if (d.g == NULL) {
         perror("sc_new");

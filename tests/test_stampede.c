@@ -89,6 +89,46 @@ static void a_failed_query_is_shared_not_retried(void)
     CU_ASSERT_EQUAL(s.over_once, 0);
 }
 
+/* With queries failing, every request is still counted once (from the
+ * cache, from another's query or from its own), and a failed query is
+ * still a query: of the database's, and of the hot keys'. Every query
+ * failing: nothing is ever cached, and every answer is the failure. */
+static void counts_add_up_with_failures(void)
+{
+    static const enum st_mode modes[] = {ST_NONE, ST_SHAREDCALLS, ST_XFETCH};
+    static const int every[] = {1, 3};
+    for (size_t e = 0; e < sizeof every / sizeof every[0]; e++) {
+        for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+            struct st_config cfg = config();
+            cfg.db_fail_every = every[e];
+            cfg.requests = requests / 4; /* each failure misses again */
+            struct st_result r;
+            CU_ASSERT_EQUAL_FATAL(st_run(&cfg, modes[m], &r), 0);
+            CU_ASSERT_EQUAL(r.requests, cfg.requests);
+            CU_ASSERT_EQUAL(r.hits + r.shared + r.queries, r.requests);
+            CU_ASSERT_EQUAL(r.wrong, 0);
+            /* The database fails its every n-th query: so "queries" must
+             * be every query it saw, failed ones too. */
+            CU_ASSERT(r.db_fails > 0);
+            CU_ASSERT_EQUAL(r.db_fails, r.queries / every[e]);
+            CU_ASSERT(r.hot_queries > 0);
+            CU_ASSERT(r.hot_queries <= r.queries);
+            CU_ASSERT(r.hot_queries >= r.hot_fills);
+            if (every[e] == 1) {
+                /* Nothing cached: 95% of the requests, for a hot key,
+                 * miss, and a flight serves at most the 8 workers. */
+                CU_ASSERT(r.hot_queries > r.queries / 2);
+                CU_ASSERT_EQUAL(r.db_fails, r.queries);
+                CU_ASSERT_EQUAL(r.hits, 0);
+                CU_ASSERT_EQUAL(r.hot_fills, 0);
+                CU_ASSERT_EQUAL(r.errors, r.requests);
+            } else {
+                CU_ASSERT(r.errors < r.requests);
+            }
+        }
+    }
+}
+
 /* xfetch: no lock and no wait, so queries are not coalesced; but readers
  * reload before the expiry, and every answer is still right. */
 static void xfetch_reloads_early(void)
@@ -159,6 +199,8 @@ int main(int argc, char **argv)
         {"none: an expiry costs more queries", without_it_an_expiry_costs_more},
         {"a failed query is shared, not retried",
          a_failed_query_is_shared_not_retried},
+        {"with queries failing, the counts add up",
+         counts_add_up_with_failures},
         {"xfetch: reloads before the expiry, every answer right",
          xfetch_reloads_early},
         {"a fleet of 2 on redis: about one query per expiry of a hot key",

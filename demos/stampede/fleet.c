@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -212,15 +213,35 @@ static int wait_ready(struct procs *ps)
     return rc;
 }
 
-static void progress(const struct procs *ps, double secs)
+/* The progress line's room: the width of the terminal it goes to, less
+ * its last column (writing there wraps on some terminals), so that the
+ * line is redrawn in place instead of scrolling; 79 if unknown. */
+static int progress_width(void)
+{
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1)
+        return ws.ws_col - 1;
+    return 79;
+}
+
+static void progress(const struct procs *ps, double secs, int width)
 {
     long requests = 0;
     for (int i = 0; i < ps->n; i++)
         requests +=
             atomic_load_explicit(&ps->f->slots[i].done, memory_order_relaxed);
-    fprintf(stderr, "\r  %-12s %5.1f s  %10ld requests  %8ld queries ",
-            st_mode_names[ps->mode], secs, requests,
-            atomic_load(&ps->f->db_queries));
+    long queries = atomic_load(&ps->f->db_queries);
+    const char *mode = st_mode_names[ps->mode];
+    char line[128];
+    int len = snprintf(line, sizeof line,
+                       "  %-12s %5.1f s  %10ld requests  %8ld queries", mode,
+                       secs, requests, queries);
+    if (len > width) /* a narrow terminal: the short form */
+        len = snprintf(line, sizeof line, "%s %.1fs %ld req %ld q", mode, secs,
+                       requests, queries);
+    if (len > width) /* and cut, if even that is too wide */
+        line[width] = '\0';
+    fprintf(stderr, "\r%s", line);
 }
 
 /* Waits for the run's end (its time, or its requests), showing progress.
@@ -228,12 +249,12 @@ static void progress(const struct procs *ps, double secs)
 static int watch(struct procs *ps, long long t0)
 {
     const struct st_config *cfg = ps->cfg;
-    int rc = 0;
+    int rc = 0, width = progress_width();
     for (;;) {
         nanosleep(&(struct timespec){0, 100000000L}, NULL);
         double secs = (double)(st_now_ns() - t0) / 1e9;
-        if (cfg->progress)
-            progress(ps, secs);
+        if (cfg->progress) /* the width anew: the terminal may be resized */
+            progress(ps, secs, width = progress_width());
         if (cfg->requests > 0 ? atomic_load(&ps->f->issued) >= cfg->requests
                               : secs >= cfg->seconds)
             break;
@@ -249,7 +270,7 @@ static int watch(struct procs *ps, long long t0)
         }
     }
     if (cfg->progress)
-        fprintf(stderr, "\r%70s\r", "");
+        fprintf(stderr, "\r%*s\r", width, "");
     return rc;
 }
 

@@ -34,7 +34,7 @@ struct st_fleet {
     atomic_bool stop;
     atomic_long issued;      /* requests claimed, when counting requests */
     atomic_long db_queries;  /* every query made, for fail_every */
-    atomic_long hot_queries; /* queries for hot keys that answered */
+    atomic_long hot_queries; /* queries for hot keys, failed or not */
     char prefix[48];         /* the redis mode's keys start with it */
     struct st_slot slots[ST_MAX_PROCS];
 };

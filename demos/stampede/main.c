@@ -79,15 +79,33 @@ static void usage(FILE *to, const struct option *opts)
             "  --quiet              no progress line\n");
 }
 
-/* A bad argument: says which, and what it takes. */
+/* A bad argument: names the option and what it takes, never only the
+ * usage, so that a typo in a long command line is found at once. */
 static int bad(const char *name, const char *value, const char *takes)
 {
+    fprintf(stderr, "stampede: %s must be %s\n", name, takes);
     if (value == NULL)
-        fprintf(stderr, "stampede: %s needs a value: %s\n", name, takes);
+        fprintf(stderr, "(its value is missing; ");
     else
-        fprintf(stderr, "stampede: %s: '%s' is not %s\n", name, value, takes);
-    fprintf(stderr, "(stampede --help lists every option)\n");
+        fprintf(stderr, "(not '%s'; ", value);
+    fprintf(stderr, "stampede --help lists every option)\n");
     return 2;
+}
+
+/* The options whose value is not a whole number, and what each takes. */
+static const char *takes_of(const char *arg)
+{
+    static const char *const takes[][2] = {
+        {"--mode", "one of none, sharedcalls, redis, xfetch, both, all"},
+        {"--beta", "a number from 0 to 10"},
+        {"--db", "a file's path"},
+        {"--redis", "a Unix socket's path (never TCP)"},
+        {"--redis-password", "a password"},
+    };
+    for (size_t i = 0; i < sizeof takes / sizeof takes[0]; i++)
+        if (strcmp(arg, takes[i][0]) == 0)
+            return takes[i][1];
+    return NULL;
 }
 
 /* Reads s as a decimal number in [lo, hi]. */
@@ -120,20 +138,25 @@ static const char *us(long ns, char *buf, size_t size)
     return buf;
 }
 
-/* The table's lines, top to bottom. */
+/* The table's lines, top to bottom. The requests' lines under
+ * "requests" add up to it; "cache hit ratio" is the first of them over
+ * it, in the table and in the dbcache lines alike. */
 enum figure {
     REQUESTS,
-    HIT_RATIO,
-    QUERIES,
-    PER_THOUSAND,
-    HOT_QUERIES,
-    PER_EXPIRY,
+    HITS,
     SHARED,
     REMOTE,
     COPIED,
+    OWN,
+    WAITED_OUT,
+    HIT_RATIO,
+    QUERIES,
+    FAILS,
+    PER_THOUSAND,
+    HOT_QUERIES,
+    PER_EXPIRY,
     EARLY,
     NOT_FOUND,
-    FAILS,
     P50,
     P99,
     MAX,
@@ -145,17 +168,20 @@ enum figure {
     FIGURES
 };
 static const char *const labels[FIGURES] = {"requests",
+                                            "  from the cache",
+                                            "  from another's query",
+                                            "    in another process",
+                                            "    late: the fleet's copy",
+                                            "  from their own query",
+                                            "  no answer in time (redis)",
                                             "cache hit ratio",
                                             "database queries",
+                                            "  failed",
                                             "  per 1,000 requests",
                                             "  for hot keys",
                                             "  per expiry of a hot key",
-                                            "answered by another's query",
-                                            "  in another process",
-                                            "  late: the fleet's copy",
                                             "reloaded early (xfetch)",
                                             "answered 'no such user'",
-                                            "failed queries",
                                             "latency p50",
                                             "latency p99",
                                             "latency max",
@@ -171,6 +197,7 @@ static enum st_mode only_for(enum figure f)
     switch (f) {
     case REMOTE:
     case COPIED:
+    case WAITED_OUT:
     case TIMED_OUT:
     case TAKEOVERS:
     case STALE:
@@ -183,17 +210,26 @@ static enum st_mode only_for(enum figure f)
     }
 }
 
+/* The one hit ratio: requests answered from the cache, over requests. */
+static double hit_ratio(const struct st_result *r)
+{
+    return r->requests > 0 ? (double)r->hits / (double)r->requests : 0.0;
+}
+
 static void cell(const struct st_result *r, enum figure f, char *b, size_t n)
 {
     long count[FIGURES] = {[REQUESTS] = r->requests,
-                           [QUERIES] = r->queries,
-                           [HOT_QUERIES] = r->hot_queries,
+                           [HITS] = r->hits,
                            [SHARED] = r->shared,
                            [REMOTE] = r->remote,
                            [COPIED] = r->copied,
+                           [OWN] = r->queries,
+                           [WAITED_OUT] = r->waited_out,
+                           [QUERIES] = r->queries,
+                           [FAILS] = r->db_fails,
+                           [HOT_QUERIES] = r->hot_queries,
                            [EARLY] = r->early,
                            [NOT_FOUND] = r->not_found,
-                           [FAILS] = r->db_fails,
                            [TIMED_OUT] = r->timed_out,
                            [TAKEOVERS] = (long)r->takeovers,
                            [STALE] = (long)r->stale,
@@ -202,13 +238,13 @@ static void cell(const struct st_result *r, enum figure f, char *b, size_t n)
     double requests = r->requests > 0 ? (double)r->requests : 1.0;
     switch (f) {
     case HIT_RATIO:
-        snprintf(b, n, "%.1f%%", 100.0 * (double)r->hits / requests);
+        snprintf(b, n, "%.1f%%", 100.0 * hit_ratio(r));
         break;
     case PER_THOUSAND:
         snprintf(b, n, "%.1f", 1000.0 * (double)r->queries / requests);
         break;
-    case PER_EXPIRY:
-        snprintf(b, n, "%.2f", st_per_expiry(r));
+    case PER_EXPIRY: /* no hot key was ever filled (every query failed) */
+        snprintf(b, n, r->hot_fills > 0 ? "%.2f" : "-", st_per_expiry(r));
         break;
     case P50:
         us(r->p50_ns, b, n);
@@ -247,15 +283,17 @@ static void table(const struct st_result *r, int n)
     }
 }
 
-/* go-zero's cache stat line (cachestat.go): a follower served by another's
- * query counts as a hit there, and qpm is requests a minute. */
+/* go-zero's cache stat line (cachestat.go), on two lines to fit 80
+ * columns; what differs from go-zero's is said above the lines. */
 static void stat_line(const struct st_result *r)
 {
-    long hit = r->hits + r->shared, total = r->requests;
-    printf("dbcache(%s) - qpm: %.0f, hit_ratio: %.1f%%, hit: %ld, miss: %ld, "
-           "db_fails: %ld\n",
-           st_mode_names[r->mode], (double)total * 60.0 / r->seconds,
-           100.0 * (double)hit / (double)total, hit, r->queries, r->db_fails);
+    printf("dbcache(%s) - qpm: %.0f, hit_ratio: %.1f%%, hit: %ld,\n"
+           "    shared: %ld, miss: %ld, db_fails: %ld",
+           st_mode_names[r->mode], (double)r->requests * 60.0 / r->seconds,
+           100.0 * hit_ratio(r), r->hits, r->shared, r->queries, r->db_fails);
+    if (r->mode == ST_REDIS)
+        printf(", no_answer: %ld", r->waited_out);
+    putchar('\n');
 }
 
 /* Whether r is sound: right answers, counts that add up, and (with
@@ -264,6 +302,12 @@ static bool sound(const struct st_result *r)
 {
     bool ok = r->wrong == 0 &&
               r->hits + r->shared + r->queries + r->waited_out == r->requests;
+    /* An empty run would pass every other check, and show nothing. */
+    if (r->requests == 0) {
+        fprintf(stderr, "stampede: %s served no request in %.1f s\n",
+                st_mode_names[r->mode], r->seconds);
+        ok = false;
+    }
     if (r->mode == ST_SHAREDCALLS && r->over_once != 0) {
         printf("sharedcalls queried %ld key(s) twice in one expiry\n",
                r->over_once);
@@ -319,41 +363,48 @@ static int run_modes(struct st_config *cfg, const char *set)
                "processes' caches sees once)\n",
                cfg->procs);
     putchar('\n');
+    /* go-zero counts an answer shared from another's query as a hit (and
+     * a shared error not at all); here it is counted apart, so that the
+     * line adds up to the requests and its hit ratio is the table's. */
+    printf("go-zero's cache stat line for each (qpm: requests a minute; "
+           "unlike go-zero's,\nhit leaves out the answers shared from "
+           "another's query):\n");
     bool ok = true;
-    long waited_out = 0;
     for (int i = 0; i < n; i++) {
         stat_line(&r[i]);
         ok &= sound(&r[i]);
-        waited_out += r[i].waited_out;
     }
     compare(by_mode, cfg->procs);
-    printf("hits + shared + queries%s = requests, and every answer matches "
-           "the table: %s\n",
-           waited_out > 0 ? " + waits timed out" : "", ok ? "yes" : "NO");
+    printf("hit + shared + miss%s = requests; every answer matches the "
+           "table: %s\n",
+           by_mode[ST_REDIS] != NULL ? " + no_answer" : "", ok ? "yes" : "NO");
     return ok ? 0 : 1;
 }
 
+/* What runs, in lines that fit 80 columns whatever the numbers: the
+ * paths, which may be long, each on a line of its own. */
 static void describe(const struct st_config *cfg, long rows, bool fixed,
                      const struct st_server *server)
 {
+    const char *until = fixed ? "a fixed number of requests" : "a fixed time";
     if (cfg->procs > 1)
         printf("stampede: %d processes of %d threads, each process with a "
-               "cache of its own,\nask for %ld users in %s (%s),\n",
-               cfg->procs, cfg->threads, rows, cfg->db_path,
-               fixed ? "a fixed number of requests" : "for a fixed time");
+               "cache of its own,\nask for %ld users (for %s),\n",
+               cfg->procs, cfg->threads, rows, until);
     else
-        printf("stampede: %d threads ask for %ld users in %s (%s),\n",
-               cfg->threads, rows, cfg->db_path,
-               fixed ? "a fixed number of requests" : "for a fixed time");
-    printf("%d%% of them for %d hot ones; a cached user lives %d ms "
-           "+-5%%, a query takes %d ms.\n",
+        printf("stampede: %d threads ask for %ld users (for %s),\n",
+               cfg->threads, rows, until);
+    printf("%d%% of them for %d hot ones; a cached user lives %d ms +-5%%,\n"
+           "a query takes %d ms.\n",
            cfg->hot_percent, cfg->hot, cfg->ttl_ms, cfg->db_latency_ms);
+    printf("database: %s\n", cfg->db_path);
     if (server->pid > 0)
-        printf("redis: a private redis-server on %s, stopped at the end.\n",
+        printf("redis: a private redis-server, stopped at the end, on\n"
+               "  %s\n",
                cfg->redis_socket);
     else if (cfg->redis_socket != NULL)
-        printf("redis: the server on %s (the run's keys are deleted at the "
-               "end).\n",
+        printf("redis: the server on %s\n"
+               "  (the run's keys are deleted at the end)\n",
                cfg->redis_socket);
     putchar('\n');
     fflush(stdout);
@@ -383,11 +434,7 @@ int main(int argc, char **argv)
     double beta = 1.0;
     bool quiet = !isatty(STDERR_FILENO), fleet_copy = true;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const struct option *o = opts;
-        while (o->name != NULL &&
-               !(strncmp(a, "--", 2) == 0 && strcmp(a + 2, o->name) == 0))
-            o++;
+        const char *a = argv[i];
         if (strcmp(a, "--help") == 0) {
             usage(stdout, opts);
             return 0;
@@ -397,41 +444,47 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--no-fleet-copy") == 0) {
             fleet_copy = false;
             continue;
-        } else if (o->name != NULL) {
-            char takes[64];
-            snprintf(takes, sizeof takes, "a whole number from %ld to %ld",
-                     o->lo, o->hi);
-            if (!demo_number(v, o->lo, o->hi, o->value))
-                return bad(a, v, takes);
-        } else if (strcmp(a, "--mode") == 0) {
-            int m = 0;
-            while (mode_sets[m] != NULL &&
-                   (v == NULL || strcmp(v, mode_sets[m]) != 0))
-                m++;
-            if (mode_sets[m] == NULL)
-                return bad(a, v,
-                           "one of none, sharedcalls, redis, xfetch, both, "
-                           "all");
-            set = v;
-        } else if (strcmp(a, "--beta") == 0) {
-            if (!decimal(v, 0.0, 10.0, &beta))
-                return bad(a, v, "a number from 0 to 10");
-        } else if (strcmp(a, "--db") == 0 && v != NULL) {
-            db = v;
-        } else if (strcmp(a, "--redis") == 0) {
-            if (v == NULL || !is_socket(v))
-                return bad(a, v,
-                           "a Unix socket (the demo uses Redis on a Unix "
-                           "socket only, never TCP)");
-            redis = v;
-        } else if (strcmp(a, "--redis-password") == 0 && v != NULL) {
-            password = v;
-        } else {
-            fprintf(stderr, "stampede: unknown option or no value: '%s'\n", a);
-            usage(stderr, opts);
+        }
+        const struct option *o = opts;
+        while (o->name != NULL &&
+               !(strncmp(a, "--", 2) == 0 && strcmp(a + 2, o->name) == 0))
+            o++;
+        char range[48];
+        snprintf(range, sizeof range, "%ld-%ld", o->lo, o->hi);
+        const char *takes = o->name != NULL ? range : takes_of(a);
+        if (takes == NULL) {
+            fprintf(stderr,
+                    "stampede: unknown option '%s' (stampede --help lists "
+                    "every option)\n",
+                    a);
             return 2;
         }
-        i++; /* the option's value */
+        /* A value that looks like an option is the next option: this
+         * one's value is missing. */
+        const char *v = ++i < argc ? argv[i] : NULL;
+        if (v == NULL || strncmp(v, "--", 2) == 0)
+            return bad(a, NULL, takes);
+        bool ok = *v != '\0';
+        if (o->name != NULL) {
+            ok = demo_number(v, o->lo, o->hi, o->value);
+        } else if (strcmp(a, "--mode") == 0) {
+            int m = 0;
+            while (mode_sets[m] != NULL && strcmp(v, mode_sets[m]) != 0)
+                m++;
+            ok = mode_sets[m] != NULL;
+            set = v;
+        } else if (strcmp(a, "--beta") == 0) {
+            ok = decimal(v, 0.0, 10.0, &beta);
+        } else if (strcmp(a, "--db") == 0) {
+            db = v;
+        } else if (strcmp(a, "--redis") == 0) {
+            ok = is_socket(v);
+            redis = v;
+        } else {
+            password = v;
+        }
+        if (!ok)
+            return bad(a, v, takes);
     }
     if (password != NULL && redis == NULL) {
         fprintf(stderr, "stampede: --redis-password is for --redis SOCKET "

@@ -128,7 +128,7 @@ struct st_result {
     long shared;      /* answered by another request's query */
     long remote;      /* of those: a query in another process */
     long copied;      /* of those: late, from the fleet's copy in Redis */
-    long queries;     /* answered by their own query */
+    long queries;     /* answered by their own query: one each, failed or not */
     long timed_out;   /* redis: no answer within the call's deadline */
     long waited_out;  /* of those: neither a query of their own nor a copy */
     long early;       /* of those: xfetch's reloads before the expiry */
@@ -136,7 +136,7 @@ struct st_result {
     long errors;      /* answers that the database failed */
     long db_fails;    /* queries that failed */
     long wrong;       /* answers that differ from the table: must be 0 */
-    long hot_queries; /* the fleet's queries for hot keys that answered */
+    long hot_queries; /* the fleet's queries for hot keys, failed or not */
     long hot_fills;   /* hot keys' lifetimes, added over the processes */
     long over_once;   /* keys a process queried twice in one lifetime */
     unsigned long long takeovers, fallbacks, stale; /* redis: the fleet's */

@@ -95,6 +95,9 @@ static int query(struct worker *w, struct st_row *row,
                  const struct st_seen *seen, long long *expires)
 {
     struct proc *p = w->proc;
+    /* Every attempt, failed ones too: they load the database as much. */
+    if (w->id <= p->cfg->hot)
+        atomic_fetch_add(&p->fleet->hot_queries, 1);
     long long t0 = st_now_ns();
     int rc = st_db_get(w->db, w->id, row);
     if (rc == 0 || rc == ENOENT) {
@@ -105,8 +108,6 @@ static int query(struct worker *w, struct st_row *row,
             *expires = until;
         atomic_fetch_add_explicit(&p->ok_queries[w->id], 1,
                                   memory_order_relaxed);
-        if (w->id <= p->cfg->hot)
-            atomic_fetch_add(&p->fleet->hot_queries, 1);
     } else {
         w->r.db_fails++;
     }
