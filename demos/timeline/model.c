@@ -15,6 +15,16 @@ const struct tl_legend tl_legend[TL_NSTATES - 1] = {
     {TL_CANCEL, 'C', "cancelled"},  {TL_STUCK, '!', "stuck"},
 };
 
+bool tl_in_picture(enum tl_state s)
+{
+    return s != TL_LOCK && s != TL_IDLE;
+}
+
+bool tl_by_main(const struct tl_run *run, int i)
+{
+    return i >= 0 && i < run->nevents && run->events[i].row < 0;
+}
+
 static char glyph_of(enum tl_state s)
 {
     for (int i = 0; i < TL_NSTATES - 1; i++)
@@ -138,6 +148,19 @@ static bool joined_before(const struct tl_run *run, int row, int i)
     return false;
 }
 
+/* Whether event i, a wake-up, is for a hand-off rather than an end. */
+static bool handed_off(const struct tl_run *run, int i)
+{
+    const struct tl_event *e = &run->events[i];
+    while (i-- > 0) {
+        const struct tl_event *c = &run->events[i];
+        if (c->flight == e->flight && strcmp(c->key, e->key) == 0 &&
+            (c->kind == SC_EV_DONE || c->kind == SC_EV_HANDOFF))
+            return c->kind == SC_EV_HANDOFF;
+    }
+    return false;
+}
+
 void tl_describe(const struct tl_run *run, int i, char *buf, size_t size)
 {
     const struct tl_event *e = &run->events[i];
@@ -157,11 +180,14 @@ void tl_describe(const struct tl_run *run, int i, char *buf, size_t size)
         snprintf(buf, size, "%s calls for key %s", g, e->key);
         break;
     case SC_EV_LEAD:
-        snprintf(buf, size,
-                 joined_before(run, e->row, i)
-                     ? "%s takes flight %lu of %s over: it will run its own fn"
-                     : "%s leads flight %lu of %s: nobody was fetching it",
-                 g, f, e->key);
+        if (joined_before(run, e->row, i)) /* counts as a run of fn too */
+            snprintf(buf, size,
+                     "%s takes over flight %lu to run fn again: flights %d", g,
+                     f, tl_count(run, i + 1).flights);
+        else
+            snprintf(buf, size,
+                     "%s leads flight %lu of %s: nobody was fetching it", g, f,
+                     e->key);
         break;
     case SC_EV_JOIN:
         snprintf(buf, size, "%s joins flight %lu of %s and waits", g, f,
@@ -185,11 +211,15 @@ void tl_describe(const struct tl_run *run, int i, char *buf, size_t size)
                  f, code);
         break;
     case SC_EV_HANDOFF:
-        snprintf(buf, size, "%s's fn failed (%s): flight %lu passes on", g,
+        snprintf(buf, size,
+                 "%s's fn failed (%s): flight %lu passes to a follower", g,
                  code, f);
         break;
     case SC_EV_WAKE:
-        snprintf(buf, size, "%s wakes: flight %lu has moved on", g, f);
+        snprintf(buf, size,
+                 handed_off(run, i) ? "%s wakes: flight %lu is handed on"
+                                    : "%s wakes: flight %lu is done",
+                 g, f);
         break;
     case SC_EV_TIMEOUT:
         snprintf(buf, size, "%s gives up: its deadline has passed", g);
@@ -221,6 +251,14 @@ void tl_describe(const struct tl_run *run, int i, char *buf, size_t size)
     default:
         snprintf(buf, size, "?");
     }
+}
+
+void tl_step_text(const struct tl_run *run, int upto, char *buf, size_t size)
+{
+    if (upto > 0 && upto <= run->nevents)
+        tl_describe(run, upto - 1, buf, size);
+    else
+        snprintf(buf, size, "start: nothing has happened yet");
 }
 
 void tl_result_of(const struct tl_run *run, int row, int upto, char *buf,

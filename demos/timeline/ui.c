@@ -25,7 +25,7 @@ enum {
 static const int speeds[NSPEEDS] = {1, 2, 4, 8, 16, 32}; /* events a second */
 
 static const char keys_line[] =
-    "space pause  n step  +/- speed  r replay  1-9 scenario  ? help  q quit";
+    "space pause  n/p step  +/- speed  r replay  1-9 scenario  ? help  q quit";
 
 struct player {
     struct tl_run *run;
@@ -34,6 +34,7 @@ struct player {
     int upto;  /* events shown */
     int speed; /* index into speeds */
     bool paused, help, colour;
+    bool quiz;     /* start paused, the caption asking what to predict */
     long long due; /* when the next event is shown, in ms */
 };
 
@@ -188,20 +189,44 @@ static int draw_legend(const struct player *p, int y)
     return lines;
 }
 
-/* The status: what the event just shown did. The longest sentence takes
- * 73 columns with its "[i/N] ", so the pause and the speed go elsewhere. */
+/* The status: what the event just shown did, the last one too. The
+ * longest sentence takes 73 columns with its "[i/N] ", so the pause, the
+ * speed and the end go elsewhere. */
 static void draw_status(const struct player *p, int y)
 {
-    const struct tl_run *run = p->run;
     char what[160], line[200];
-    if (p->upto > 0 && p->upto < run->nevents)
-        tl_describe(run, p->upto - 1, what, sizeof what);
+    if (p->quiz && p->upto == 0)
+        snprintf(what, sizeof what, "predict first: n steps, space plays");
     else
-        snprintf(what, sizeof what, "%s",
-                 p->upto > 0 ? "end: r replays, 1-9 picks a scenario"
-                             : "start: nothing has happened yet");
-    snprintf(line, sizeof line, "[%d/%d] %s", p->upto, run->nevents, what);
+        tl_step_text(p->run, p->upto, what, sizeof what);
+    snprintf(line, sizeof line, "[%d/%d] %s", p->upto, p->run->nevents, what);
     put(y, 0, A_NORMAL, line);
+}
+
+/* How many of the record's events are main's: the lines they take. */
+static int main_lines(const struct tl_run *run)
+{
+    int n = 0;
+    for (int i = 0; i < run->nevents; i++)
+        n += tl_by_main(run, i);
+    return n;
+}
+
+/* main's actions shown so far, as plain.c prints them; the lines used. */
+static int draw_main(const struct player *p, int y)
+{
+    int lines = 0;
+    for (int i = 0; i < p->run->nevents; i++) {
+        if (!tl_by_main(p->run, i))
+            continue;
+        char what[160], line[170];
+        tl_describe(p->run, i, what, sizeof what);
+        snprintf(line, sizeof line, "  %s", what);
+        if (i < p->upto)
+            put(y + lines, 0, A_NORMAL, line);
+        lines++;
+    }
+    return lines;
 }
 
 /* The counters, and at the right whether it plays and how fast. */
@@ -212,8 +237,9 @@ static void draw_counts(const struct player *p, int y)
     snprintf(line, sizeof line, "flights %d  callers %d  suppressed %d",
              c.flights, c.callers, c.suppressed);
     put(y, 0, A_BOLD, line);
-    int n = snprintf(tag, sizeof tag, "%s%d ev/s", p->paused ? "PAUSED  " : "",
-                     speeds[p->speed]);
+    bool end = p->upto >= p->run->nevents;
+    int n = snprintf(tag, sizeof tag, "%s%s%d ev/s", end ? "END  " : "",
+                     p->paused && !end ? "PAUSED  " : "", speeds[p->speed]);
     int x = COLS - n > (int)strlen(line) + 2 ? COLS - n : (int)strlen(line) + 2;
     put(y, x, p->paused ? A_REVERSE | A_BOLD : A_NORMAL, tag);
 }
@@ -247,13 +273,14 @@ static void draw_help(const struct player *p)
     static const char *const keys[] = {
         "space   pause / resume",
         "n ->    one event on, paused",
+        "p <-    one event back, paused",
         "+ = -   faster / slower",
         "r       replay from the start",
         "1-9     pick a scenario",
         "?       this help",
         "q       quit",
     };
-    enum { W = 62, H = 15, NKEYS = sizeof keys / sizeof keys[0] };
+    enum { W = 70, H = 17, NKEYS = sizeof keys / sizeof keys[0] };
     int x = COLS > W ? (COLS - W) / 2 : 0, y = LINES > H ? (LINES - H) / 2 : 0;
     for (int i = 0; i < H; i++) /* hline and vline stop at the edges */
         mvhline(y + i, x, i == 0 || i == H - 1 ? '-' : ' ', W);
@@ -265,6 +292,7 @@ static void draw_help(const struct player *p)
         put(y + 3 + i, x + 2, A_NORMAL, keys[i]);
     for (int i = 0; i < TL_NSTATES; i++)
         legend_entry(p, y + 3 + i, x + 38, i);
+    put(y + H - 3, x + 2, A_NORMAL, TL_COUNTS_WORDS);
     put(y + H - 2, x + 2, A_NORMAL, "any key closes this box");
 }
 
@@ -274,14 +302,18 @@ static void draw(const struct player *p)
 {
     const struct tl_run *run = p->run;
     int legend = draw_legend(p, -1);
-    int others = 1 + 1 + run->nrows + 1 + legend + 1 + 1;
+    int others = 1 + 1 + run->nrows + main_lines(run) + 1 + legend + 1 + 1;
     int room = LINES - others > CAPTION_LINES ? LINES - others : CAPTION_LINES;
     erase();
     draw_title(p);
-    int y = 1 + draw_caption(1, run->caption, room);
+    char quiz[600];
+    if (p->quiz)
+        tl_quiz_caption(run, quiz, sizeof quiz);
+    int y = 1 + draw_caption(1, p->quiz ? quiz : run->caption, room);
     draw_ruler(p, y++);
     for (int r = 0; r < run->nrows; r++)
         draw_row(p, y++, r);
+    y += draw_main(p, y);
     draw_counts(p, y++);
     y += draw_legend(p, y);
     draw_status(p, y++);
@@ -302,7 +334,7 @@ static void draw(const struct player *p)
 static void replay(struct player *p)
 {
     p->upto = 0;
-    p->paused = false;
+    p->paused = p->quiz; /* a quiz waits for the prediction */
     set_due(p);
 }
 
@@ -322,6 +354,9 @@ static int on_key(struct player *p, int ch)
     } else if (ch == 'n' || ch == KEY_RIGHT) {
         p->paused = true;
         p->upto += p->upto < p->run->nevents;
+    } else if (ch == 'p' || ch == KEY_LEFT) { /* a replay: going back is free */
+        p->paused = true;
+        p->upto -= p->upto > 0;
     } else if (ch == ' ') {
         p->paused = !p->paused;
         set_due(p);
@@ -366,9 +401,10 @@ static int play(struct player *p)
     }
 }
 
-int tl_ui(int n, unsigned seed)
+int tl_ui(int n, unsigned seed, bool quiz)
 {
-    struct player p = {.scenario = n, .seed = seed, .speed = START_SPEED};
+    struct player p = {
+        .scenario = n, .seed = seed, .speed = START_SPEED, .quiz = quiz};
     p.run = calloc(1, sizeof *p.run);
     int rc = p.run != NULL ? tl_run(n, seed, p.run) : -ENOMEM;
     /* A terminal that cannot move its cursor (TERM=dumb, or unknown) gets
