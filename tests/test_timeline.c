@@ -255,9 +255,9 @@ static void a_handoff_gives_followers_a_value(void)
 /* Whether some step of the narration, 1 .. N, reads text. */
 static bool narrated(const char *text)
 {
-    for (int i = 1; i <= run.nevents; i++) {
+    for (int k = 1; k <= tl_steps(&run); k++) {
         char s[160];
-        tl_step_text(&run, i, s, sizeof s);
+        tl_step_say(&run, k, s, sizeof s);
         if (strstr(s, text) != NULL)
             return true;
     }
@@ -270,7 +270,7 @@ static void the_narration_ends_with_the_last_event(void)
         run_ok(n, 7);
         char last[160], said[160];
         tl_describe(&run, run.nevents - 1, last, sizeof last);
-        tl_step_text(&run, run.nevents, said, sizeof said);
+        tl_step_say(&run, tl_steps(&run), said, sizeof said);
         CU_ASSERT_STRING_EQUAL(said, last);
         for (int r = 0; r < run.nrows; r++) { /* every call's end is told */
             char g[8], end[32];
@@ -289,9 +289,9 @@ static void the_narration_ends_with_the_last_event(void)
     CU_ASSERT_TRUE(narrated("G4 returns"));
     run_ok(8, 7);
     int stuck = 0;
-    for (int i = 1; i <= run.nevents; i++) {
+    for (int k = 1; k <= tl_steps(&run); k++) {
         char s[160];
-        tl_step_text(&run, i, s, sizeof s);
+        tl_step_say(&run, k, s, sizeof s);
         stuck += strstr(s, " is stuck") != NULL;
     }
     CU_ASSERT_EQUAL(stuck, 2);
@@ -410,6 +410,38 @@ static void a_quiz_gives_the_seeds_durations(void)
     free(q);
 }
 
+/* Every event is a step, and so is every tick between two events. */
+static void the_clock_moves_tick_by_tick(void)
+{
+    for (int n = 1; n <= tl_scenarios(); n++) {
+        run_ok(n, 7);
+        int steps = tl_steps(&run), events = 0;
+        struct tl_step was = tl_step(&run, 0);
+        CU_ASSERT(was.upto == 0 && was.now == 0);
+        for (int k = 1; k <= steps; k++) {
+            struct tl_step s = tl_step(&run, k);
+            events += s.upto - was.upto;
+            CU_ASSERT(s.upto - was.upto == 1 ||
+                      (s.upto == was.upto && s.now == was.now + 1));
+            if (k < steps)
+                CU_ASSERT(s.now - was.now <= 1);
+            was = s;
+        }
+        CU_ASSERT_EQUAL(events, run.nevents);
+        CU_ASSERT_EQUAL(was.now, run.ticks - 1); /* the end: all of it */
+    }
+    run_ok(1, 7); /* fn's ten ticks: nine of them pass with nothing else */
+    int waits = 0;
+    for (int k = 1; k <= tl_steps(&run); k++) {
+        char s[160];
+        tl_step_say(&run, k, s, sizeof s);
+        waits += strstr(s, "the clock moves on: G") != NULL &&
+                 strstr(s, "runs fn; ") != NULL && strstr(s, "G1") != NULL &&
+                 strstr(s, " wait") != NULL;
+    }
+    CU_ASSERT_EQUAL(waits, 9);
+}
+
 static void no_such_scenario(void)
 {
     CU_ASSERT_EQUAL(tl_run(0, 1, &run), -EINVAL);
@@ -441,6 +473,7 @@ int main(void)
          a_quiz_hides_its_answers_until_asked},
         {"2: a quiz gives the seed's durations",
          a_quiz_gives_the_seeds_durations},
+        {"the clock moves tick by tick", the_clock_moves_tick_by_tick},
         {"no such scenario", no_such_scenario},
         {NULL, NULL},
     };

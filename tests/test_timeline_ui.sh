@@ -192,6 +192,15 @@ ok "a quiz starts paused on its question, the outcome hidden"
 t send-keys -t ui n
 expect "n starts the quiz's replay" '^\[1/[0-9]+\] t=0 +G1 calls'
 ok "n steps into the quiz's replay"
+t send-keys -t ui n n n
+expect "fn's ticks are steps too" '^\[4/[0-9]+\] t=1 +the clock moves on: G1 runs fn$'
+expect "the clock shows the tick" '^tick 1 '
+t send-keys -t ui n
+expect "one more tick" '^\[5/[0-9]+\] t=2 +the clock moves on: G1 runs fn$'
+expect "the clock shows the next tick" '^tick 2 '
+t send-keys -t ui Left
+expect "back a tick" '^tick 1 '
+ok "while fn runs, the clock moves a tick a step, and back"
 t send-keys -t ui q
 ends "q quits a quiz" 0
 

@@ -68,10 +68,11 @@ static bool number_of(int argc, char **argv, int i, long lo, long hi, long *out)
 /* The player's narration, one step a line. */
 static void print_steps(const struct tl_run *run)
 {
-    for (int i = 1; i <= run->nevents; i++) {
+    int n = tl_steps(run);
+    for (int k = 1; k <= n; k++) {
         char s[160];
-        tl_step_text(run, i, s, sizeof s);
-        printf("[%d/%d] %s\n", i, run->nevents, s);
+        tl_step_say(run, k, s, sizeof s);
+        printf("[%d/%d] %s\n", k, n, s);
     }
 }
 

@@ -55,10 +55,16 @@ int tl_now(const struct tl_run *run, int upto)
 
 struct tl_cell tl_cell(const struct tl_run *run, int row, int tick, int upto)
 {
+    return tl_cell_at(run, row, tick, upto, tl_now(run, upto));
+}
+
+struct tl_cell tl_cell_at(const struct tl_run *run, int row, int tick, int upto,
+                          int now)
+{
     enum tl_state s = TL_IDLE;
     char mark = 0; /* a role that begins, or an end, at this very tick */
     int ended = -1, stuck = -1;
-    if (tick > tl_now(run, upto))
+    if (tick > now)
         return (struct tl_cell){TL_IDLE, ' '};
     for (int i = 0; i < upto && i < run->nevents; i++) {
         const struct tl_event *e = &run->events[i];
@@ -68,18 +74,18 @@ struct tl_cell tl_cell(const struct tl_run *run, int row, int tick, int upto)
             stuck = e->tick; /* told late, but stuck since that tick */
         if (e->tick > tick)
             continue;
-        bool now = e->tick == tick;
+        bool here = e->tick == tick;
         switch (e->kind) {
         case SC_EV_ENTER:
             s = TL_LOCK;
             break;
         case SC_EV_LEAD:
             s = TL_LEADER;
-            mark = now ? 'L' : 0;
+            mark = here ? 'L' : 0;
             break;
         case SC_EV_JOIN:
             s = TL_FOLLOWER;
-            mark = now ? 'F' : 0;
+            mark = here ? 'F' : 0;
             break;
         case SC_EV_TIMEOUT:
             s = TL_TIMEOUT;
@@ -251,14 +257,6 @@ void tl_describe(const struct tl_run *run, int i, char *buf, size_t size)
     default:
         snprintf(buf, size, "?");
     }
-}
-
-void tl_step_text(const struct tl_run *run, int upto, char *buf, size_t size)
-{
-    if (upto > 0 && upto <= run->nevents)
-        tl_describe(run, upto - 1, buf, size);
-    else
-        snprintf(buf, size, "start: nothing has happened yet");
 }
 
 void tl_result_of(const struct tl_run *run, int row, int upto, char *buf,

@@ -128,6 +128,9 @@ struct tl_cell {
     char glyph; /* the state's glyph, or 'L'/'F' where a role begins */
 };
 struct tl_cell tl_cell(const struct tl_run *run, int row, int tick, int upto);
+/* The same with the clock at now: ticks after it are not drawn yet. */
+struct tl_cell tl_cell_at(const struct tl_run *run, int row, int tick, int upto,
+                          int now);
 /* The latest tick among the first upto events: where the player's cursor
  * is. With every event, the last tick of the drawing. */
 int tl_now(const struct tl_run *run, int upto);
@@ -161,15 +164,24 @@ bool tl_by_main(const struct tl_run *run, int i);
 
 /* Event i as a sentence: "t=3   G2 joins flight 1 of a and waits". */
 void tl_describe(const struct tl_run *run, int i, char *buf, size_t size);
-/* What the player says after upto events: the sentence of the last event
- * shown, or of the start while none is. */
-void tl_step_text(const struct tl_run *run, int upto, char *buf, size_t size);
 /* What row's call ended with, by event upto: "3fa9c1 (shared)", "EIO",
  * "stuck: ...", or "" while it has not ended. */
 void tl_result_of(const struct tl_run *run, int row, int upto, char *buf,
                   size_t size);
 /* A return code's name: "0", "EIO", "-ETIMEDOUT", ... */
 const char *tl_code_name(int code);
+
+/* steps.c: the player's steps, 0 (nothing shown) .. tl_steps(run) (all):
+ * each event, and each tick that passes between two events. */
+struct tl_step {
+    int upto; /* events shown */
+    int now;  /* the clock: the tick drawn last */
+};
+int tl_steps(const struct tl_run *run);
+struct tl_step tl_step(const struct tl_run *run, int k);
+/* What the player says at step k: the event it showed, or who is in a
+ * call as the clock moves on. */
+void tl_step_say(const struct tl_run *run, int k, char *buf, size_t size);
 
 /* plain.c: the whole run as fixed-width text, at most 80 columns. */
 void tl_print_plain(const struct tl_run *run, FILE *out);

@@ -1,7 +1,7 @@
 /*
- * ui.c - the ncurses player: a replay of a recorded run, one event at a
- * time, with one row per thread, the counters, the legend and a sentence
- * for the event just shown. The record is made before the first frame, so
+ * ui.c - the ncurses player: a replay of a recorded run, one step (an
+ * event, or a tick of waiting) at a time, with one row per thread, the
+ * counters, the legend and a sentence for the step just shown. The record is made before the first frame, so
  * pausing, stepping and replaying never touch a thread.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -31,7 +31,9 @@ struct player {
     struct tl_run *run;
     int scenario; /* the one asked for: named if tl_run fails */
     unsigned seed;
-    int upto;  /* events shown */
+    int step;  /* of tl_steps(run): where the replay is */
+    int upto;  /* events shown at that step */
+    int now;   /* the clock at that step */
     int speed; /* index into speeds */
     bool paused, help, colour;
     bool quiz;     /* start paused, the caption asking what to predict */
@@ -122,7 +124,7 @@ static int draw_caption(int y, const char *text, int max)
 static void draw_ruler(const struct player *p, int y)
 {
     int ticks = p->run->ticks < TL_TICKS_MAX ? p->run->ticks : TL_TICKS_MAX;
-    int now = tl_now(p->run, p->upto);
+    int now = p->now;
     char line[TL_TICKS_MAX + 1], head[TL_LABEL], num[8];
     memset(line, '.', sizeof line);
     for (int t = 0; t < ticks; t += 5) {
@@ -147,7 +149,7 @@ static void draw_row(const struct player *p, int y, int r)
     snprintf(text, sizeof text, "%-*s", TL_LABEL - 1, run->rows[r].label);
     put(y, 0, A_NORMAL, text);
     for (int t = 0; t < run->ticks; t++) {
-        struct tl_cell c = tl_cell(run, r, t, p->upto);
+        struct tl_cell c = tl_cell_at(run, r, t, p->upto, p->now);
         putn(y, CELLS_X + t, state_attr(p, c.state), &c.glyph, 1);
         last = c.state != TL_IDLE ? c.state : last;
     }
@@ -195,11 +197,11 @@ static int draw_legend(const struct player *p, int y)
 static void draw_status(const struct player *p, int y)
 {
     char what[160], line[200];
-    if (p->quiz && p->upto == 0)
+    if (p->quiz && p->step == 0)
         snprintf(what, sizeof what, "predict first: n steps, space plays");
     else
-        tl_step_text(p->run, p->upto, what, sizeof what);
-    snprintf(line, sizeof line, "[%d/%d] %s", p->upto, p->run->nevents, what);
+        tl_step_say(p->run, p->step, what, sizeof what);
+    snprintf(line, sizeof line, "[%d/%d] %s", p->step, tl_steps(p->run), what);
     put(y, 0, A_NORMAL, line);
 }
 
@@ -272,8 +274,8 @@ static void draw_help(const struct player *p)
 {
     static const char *const keys[] = {
         "space   pause / resume",
-        "n ->    one event on, paused",
-        "p <-    one event back, paused",
+        "n ->    one step on (an event or a tick)",
+        "p <-    one step back",
         "+ = -   faster / slower",
         "r       replay from the start",
         "1-9     pick a scenario",
@@ -331,9 +333,19 @@ static void draw(const struct player *p)
     refresh();
 }
 
+/* Moves the replay to step k, clamped to the steps there are. */
+static void go_to(struct player *p, int k)
+{
+    int last = tl_steps(p->run);
+    p->step = k < 0 ? 0 : k > last ? last : k;
+    struct tl_step s = tl_step(p->run, p->step);
+    p->upto = s.upto;
+    p->now = s.now;
+}
+
 static void replay(struct player *p)
 {
-    p->upto = 0;
+    go_to(p, 0);
     p->paused = p->quiz; /* a quiz waits for the prediction */
     set_due(p);
 }
@@ -353,10 +365,10 @@ static int on_key(struct player *p, int ch)
         return rc;
     } else if (ch == 'n' || ch == KEY_RIGHT) {
         p->paused = true;
-        p->upto += p->upto < p->run->nevents;
+        go_to(p, p->step + 1);
     } else if (ch == 'p' || ch == KEY_LEFT) { /* a replay: going back is free */
         p->paused = true;
-        p->upto -= p->upto > 0;
+        go_to(p, p->step - 1);
     } else if (ch == ' ') {
         p->paused = !p->paused;
         set_due(p);
@@ -391,7 +403,7 @@ static int play(struct player *p)
         if (ch == ERR && wait < 0)
             return QUIT; /* no timeout, no key: the terminal has gone */
         if (ch == ERR && now_ms() >= p->due) {
-            p->upto++;
+            go_to(p, p->step + 1);
             set_due(p);
         } else if (ch != ERR) {
             int rc = on_key(p, ch);
