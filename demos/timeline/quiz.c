@@ -25,19 +25,20 @@ static void setup(const struct tl_run *run, FILE *out)
     for (int r = 0; r < run->nrows; r++) {
         const struct tl_actor *a = &run->rows[r].as;
         char g[TL_LABEL];
-        fprintf(out, "%-7s %-5s tick %-4d %d ticks, then %s",
+        fprintf(out, "%-7s %-5s tick %-4d %d ticks, then %s\n",
                 thread_of(run, r, g, sizeof g), a->key, a->at, a->runs,
                 a->err != 0 ? tl_code_name(a->err) : "a value");
         if (a->patience > 0)
-            fprintf(out, "; waits at most %d ticks as a follower", a->patience);
+            fprintf(out, "%8swaits at most %d ticks as a follower\n", "",
+                    a->patience);
         if (a->relock_at > 0)
             fprintf(out,
-                    "; as a follower, unlocks and waits again at tick %d, not "
-                    "checking done",
-                    a->relock_at);
+                    "%8sas a follower, unlocks, then at tick %d locks again\n"
+                    "%8sand waits, not checking done\n",
+                    "", a->relock_at, "");
         if (run->rows[r].first)
-            fprintf(out, "; the seed lets it call first at its tick");
-        fputc('\n', out);
+            fprintf(out, "%8sof tick %d's callers, the seed lets it in first\n",
+                    "", a->at);
     }
     for (int r = 0; r < run->nrows; r++)
         if (run->rows[r].as.killed_at > 0) {
@@ -163,8 +164,8 @@ static void answers(const struct tl_run *run, FILE *out)
 
 void tl_print_quiz(const struct tl_run *run, bool with_answers, FILE *out)
 {
-    fprintf(out, "scenario %d: %s (seed %u): quiz\n\n", run->scenario,
-            run->title, run->seed);
+    /* no title: some titles tell the outcome */
+    fprintf(out, "scenario %d, seed %u: quiz\n\n", run->scenario, run->seed);
     setup(run, out);
     fprintf(out, "\nQuestions:\n");
     for (int q = 1; q <= tl_quiz_questions(); q++)

@@ -246,13 +246,15 @@ static void draw_counts(const struct player *p, int y)
     put(y, x, p->paused ? A_REVERSE | A_BOLD : A_NORMAL, tag);
 }
 
-/* The title, without "sharedcalls " if that makes it fit. */
+/* The title, without "sharedcalls " if that makes it fit. A quiz shows
+ * no scenario title: some tell the outcome. */
 static void draw_title(const struct player *p)
 {
     char line[200];
-    int n = snprintf(
-        line, sizeof line, "sharedcalls timeline  scenario %d/%d: %s  seed %u",
-        p->run->scenario, tl_scenarios(), p->run->title, p->run->seed);
+    int n = snprintf(line, sizeof line,
+                     "sharedcalls timeline  scenario %d/%d: %s  seed %u",
+                     p->run->scenario, tl_scenarios(),
+                     p->quiz ? "quiz" : p->run->title, p->run->seed);
     put(0, 0, A_BOLD, n > COLS ? line + strlen("sharedcalls ") : line);
 }
 
