@@ -99,7 +99,7 @@ expect "the title" "scenario 1/[0-9]+: $(re "$title1")  seed 1"
 rows "scenario 1 shows G1..G5" 5
 expect "the legend" '^~ lock  = leader runs fn  - follower'
 expect "the counters" 'flights [0-9]+  callers [0-9]+  suppressed [0-9]+'
-expect "the speed: 4 events a second" ' 4 ev/s$'
+expect "the speed: 4 steps a second" ' 4 steps/s$'
 expect "the tick ruler" '^tick [0-9]+ +0\.\.\.\.5\.\.\.\.10'
 ok "the first screen has the title, legend and counters"
 t send-keys -t ui r Space
@@ -124,8 +124,8 @@ sleep 0.5
 ok "p and KEY_LEFT go back a step each, paused"
 
 t send-keys -t ui + + + Space
-expect "+ + + speeds up to 32 events a second" ' 32 ev/s$'
-expect "the replay ends" ' END  32 ev/s$'
+expect "+ + + speeds up to 32 steps a second" ' 32 steps/s$'
+expect "the replay ends" ' END  32 steps/s$'
 n=$(screen | sed -n 's/^\[\([0-9]*\)\/\([0-9]*\)\].*/\1 \2/p')
 [ "${n% *}" = "${n#* }" ] || fail "the end is the last step" "[N/N]"
 expect "the last step tells the last event" '^\[[0-9]+/[0-9]+\] t=10 +G[0-9] returns '
@@ -141,7 +141,7 @@ fi
 ok "in colour: the leader green, the followers cyan"
 
 t send-keys -t ui - - - - - r
-expect "- slows down to 1 event a second" ' 1 ev/s$'
+expect "- slows down to 1 step a second" ' 1 steps/s$'
 expect "r replays" '^\[[0-3]/[0-9]+\] '
 expect "r resets the counters" 'flights [01]  callers [0-3]  suppressed 0 '
 hides ' END |PAUSED' || fail "r replays" "it plays, not at the end"

@@ -187,10 +187,27 @@ void tl_quiz_caption(const struct tl_run *run, char *buf, size_t size)
                      "and at which tick? Calls (thread key@tick fn-ticks):");
     for (int r = 0; r < run->nrows && n >= 0 && (size_t)n < size; r++) {
         const struct tl_actor *a = &run->rows[r].as;
-        char g[TL_LABEL];
-        n += snprintf(buf + n, size - (size_t)n, " %s %s@%d %d%s%s",
-                      thread_of(run, r, g, sizeof g), a->key, a->at, a->runs,
-                      a->err != 0 ? " fails" : "",
-                      a->patience > 0 ? " (deadline)" : "");
+        char g[TL_LABEL], deadline[32] = "";
+        if (a->patience > 0) /* a follower gives up after these ticks */
+            snprintf(deadline, sizeof deadline, " (waits %d at most)",
+                     a->patience);
+        n += snprintf(buf + n, size - (size_t)n, "%s %s %s@%d %d%s%s",
+                      r > 0 ? "," : "", thread_of(run, r, g, sizeof g), a->key,
+                      a->at, a->runs, a->err != 0 ? " fails" : "", deadline);
     }
+    const struct tl_scenario *sc = tl_scenario(run->scenario);
+    for (int r = 0; r < run->nrows && n >= 0 && (size_t)n < size; r++)
+        if (run->rows[r].as.killed_at > 0) {
+            char g[TL_LABEL];
+            n += snprintf(
+                buf + n, size - (size_t)n, ". main cancels %s at tick %d",
+                thread_of(run, r, g, sizeof g), run->rows[r].as.killed_at);
+        }
+    if (sc->forget_at > 0 && n >= 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n,
+                      ". main calls sc_forget(%s) at tick %d", sc->forget_key,
+                      sc->forget_at);
+    if (n >= 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, ". Handoff %s.",
+                 sc->handoff ? "on" : "off");
 }

@@ -22,7 +22,7 @@ enum {
     QUIT = 1,
 };
 
-static const int speeds[NSPEEDS] = {1, 2, 4, 8, 16, 32}; /* events a second */
+static const int speeds[NSPEEDS] = {1, 2, 4, 8, 16, 32}; /* steps a second */
 
 static const char keys_line[] =
     "space pause  n/p step  +/- speed  r replay  1-9 scenario  ? help  q quit";
@@ -240,7 +240,7 @@ static void draw_counts(const struct player *p, int y)
              c.flights, c.callers, c.suppressed);
     put(y, 0, A_BOLD, line);
     bool end = p->upto >= p->run->nevents;
-    int n = snprintf(tag, sizeof tag, "%s%s%d ev/s", end ? "END  " : "",
+    int n = snprintf(tag, sizeof tag, "%s%s%d steps/s", end ? "END  " : "",
                      p->paused && !end ? "PAUSED  " : "", speeds[p->speed]);
     int x = COLS - n > (int)strlen(line) + 2 ? COLS - n : (int)strlen(line) + 2;
     put(y, x, p->paused ? A_REVERSE | A_BOLD : A_NORMAL, tag);
