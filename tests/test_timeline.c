@@ -252,6 +252,196 @@ static void a_handoff_gives_followers_a_value(void)
     CU_ASSERT_STRING_EQUAL(run.rows[1].value, run.rows[2].value);
 }
 
+/* Whether some step of the narration, 1 .. N, reads text. */
+static bool narrated(const char *text)
+{
+    for (int k = 1; k <= tl_steps(&run); k++) {
+        char s[160];
+        tl_step_say(&run, k, s, sizeof s);
+        if (strstr(s, text) != NULL)
+            return true;
+    }
+    return false;
+}
+
+static void the_narration_ends_with_the_last_event(void)
+{
+    for (int n = 1; n <= tl_scenarios(); n++) {
+        run_ok(n, 7);
+        char last[160], said[160];
+        tl_describe(&run, run.nevents - 1, last, sizeof last);
+        tl_step_say(&run, tl_steps(&run), said, sizeof said);
+        CU_ASSERT_STRING_EQUAL(said, last);
+        for (int r = 0; r < run.nrows; r++) { /* every call's end is told */
+            char g[8], end[32];
+            snprintf(g, sizeof g, "%.3s", run.rows[r].label);
+            g[strcspn(g, " ")] = '\0';
+            const struct tl_event *e = last_of(r);
+            snprintf(end, sizeof end,
+                     e->kind == TL_EV_STUCK    ? " %s is stuck"
+                     : e->kind == SC_EV_RETURN ? " %s returns"
+                                               : " %s",
+                     g);
+            CU_ASSERT_TRUE(narrated(end));
+        }
+    }
+    run_ok(3, 7); /* G4's return was lost: it is the last event */
+    CU_ASSERT_TRUE(narrated("G4 returns"));
+    run_ok(8, 7);
+    int stuck = 0;
+    for (int k = 1; k <= tl_steps(&run); k++) {
+        char s[160];
+        tl_step_say(&run, k, s, sizeof s);
+        stuck += strstr(s, " is stuck") != NULL;
+    }
+    CU_ASSERT_EQUAL(stuck, 2);
+}
+
+/* The record as (row, kind, flight) triples: its narrated order. */
+static void order_of(int *out)
+{
+    for (int i = 0; i < run.nevents; i++)
+        out[i] = (run.events[i].row + 1) * 100000 + run.events[i].kind * 1000 +
+                 (int)run.events[i].flight;
+}
+
+static void a_seed_always_narrates_the_same(void)
+{
+    static int first[TL_EVENTS_MAX], again[TL_EVENTS_MAX];
+    for (int n = 1; n <= tl_scenarios(); n++) {
+        run_ok(n, 7);
+        int events = run.nevents;
+        order_of(first);
+        for (int k = 0; k < 6; k++) {
+            run_ok(n, 7);
+            CU_ASSERT_EQUAL_FATAL(run.nevents, events);
+            order_of(again);
+            CU_ASSERT_EQUAL(
+                memcmp(first, again, sizeof first[0] * (size_t)events), 0);
+        }
+    }
+}
+
+static void a_hand_off_counts_as_a_run_of_fn(void)
+{
+    run_ok(9, 7);
+    CU_ASSERT_EQUAL(tl_count(&run, run.nevents).flights, 2);
+    CU_ASSERT_TRUE(narrated("G2 takes over flight 1 to run fn again: "
+                            "flights 2"));
+    CU_ASSERT_TRUE(narrated("G2 wakes: flight 1 is handed on"));
+    CU_ASSERT_TRUE(narrated("G3 wakes: flight 1 is done"));
+}
+
+static char *quiz(bool with_answers)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    tl_print_quiz(&run, with_answers, f);
+    fclose(f);
+    return text;
+}
+
+/* How many flights the picture shows: its L marks. */
+static int leaders_drawn(void)
+{
+    int n = 0;
+    for (int r = 0; r < run.nrows; r++)
+        for (int t = 0; t < run.ticks; t++)
+            n += tl_cell(&run, r, t, run.nevents).glyph == 'L';
+    return n;
+}
+
+/* The last tick the picture draws for row r. */
+static int last_drawn(int r)
+{
+    int last = -1;
+    for (int t = 0; t < run.ticks; t++)
+        if (tl_cell(&run, r, t, run.nevents).state != TL_IDLE)
+            last = t;
+    return last;
+}
+
+static void a_quiz_hides_its_answers_until_asked(void)
+{
+    for (int n = 1; n <= tl_scenarios(); n++) {
+        run_ok(n, 7);
+        char *q = quiz(false), *a = quiz(true);
+        CU_ASSERT_PTR_NOT_NULL(strstr(q, "fn, if it leads"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(q, tl_quiz_question(1)));
+        CU_ASSERT_PTR_NULL(strstr(q, "Answers"));
+        for (int r = 0; r < run.nrows; r++) /* values, not fn's errors */
+            if (last_of(r)->kind == SC_EV_RETURN && last_of(r)->code == 0)
+                CU_ASSERT_PTR_NULL(strstr(q, run.rows[r].value));
+        CU_ASSERT_PTR_NOT_NULL(strstr(a, "Answers"));
+        char flights[32];
+        snprintf(flights, sizeof flights, "\n1. %d\n", leaders_drawn());
+        CU_ASSERT_PTR_NOT_NULL(strstr(a, flights));
+        for (int r = 0; r < run.nrows; r++) {
+            char g[8], line[48];
+            snprintf(g, sizeof g, "%.3s", run.rows[r].label);
+            g[strcspn(g, " ")] = '\0';
+            int end = last_of(r)->kind == TL_EV_STUCK ? last_of(r)->tick
+                                                      : last_drawn(r);
+            CU_ASSERT_EQUAL(tl_end_tick(&run, r), end);
+            snprintf(line, sizeof line, "   %-4s at tick %d: ", g, end);
+            CU_ASSERT_PTR_NOT_NULL(strstr(a, line));
+        }
+        free(q);
+        free(a);
+    }
+}
+
+static void a_quiz_gives_the_seeds_durations(void)
+{
+    run_ok(2, 7);
+    char *q = quiz(false);
+    for (int r = 0; r < run.nrows; r++) {
+        char line[64];
+        snprintf(line, sizeof line, " tick %-4d %d ticks, then a value",
+                 run.rows[r].as.at, run.rows[r].as.runs);
+        CU_ASSERT_PTR_NOT_NULL(strstr(q, line));
+        /* the picture's leaders run fn for exactly those ticks */
+        if (tl_cell(&run, r, run.rows[r].as.at, run.nevents).glyph == 'L')
+            CU_ASSERT_EQUAL(last_drawn(r) - run.rows[r].as.at,
+                            run.rows[r].as.runs);
+    }
+    free(q);
+}
+
+/* Every event is a step, and so is every tick between two events. */
+static void the_clock_moves_tick_by_tick(void)
+{
+    for (int n = 1; n <= tl_scenarios(); n++) {
+        run_ok(n, 7);
+        int steps = tl_steps(&run), events = 0;
+        struct tl_step was = tl_step(&run, 0);
+        CU_ASSERT(was.upto == 0 && was.now == 0);
+        for (int k = 1; k <= steps; k++) {
+            struct tl_step s = tl_step(&run, k);
+            events += s.upto - was.upto;
+            CU_ASSERT(s.upto - was.upto == 1 ||
+                      (s.upto == was.upto && s.now == was.now + 1));
+            if (k < steps)
+                CU_ASSERT(s.now - was.now <= 1);
+            was = s;
+        }
+        CU_ASSERT_EQUAL(events, run.nevents);
+        CU_ASSERT_EQUAL(was.now, run.ticks - 1); /* the end: all of it */
+    }
+    run_ok(1, 7); /* fn's ten ticks: nine of them pass with nothing else */
+    int waits = 0;
+    for (int k = 1; k <= tl_steps(&run); k++) {
+        char s[160];
+        tl_step_say(&run, k, s, sizeof s);
+        waits += strstr(s, "the clock moves on: G") != NULL &&
+                 strstr(s, "runs fn; ") != NULL && strstr(s, "G1") != NULL &&
+                 strstr(s, " wait") != NULL;
+    }
+    CU_ASSERT_EQUAL(waits, 9);
+}
+
 static void no_such_scenario(void)
 {
     CU_ASSERT_EQUAL(tl_run(0, 1, &run), -EINVAL);
@@ -274,6 +464,16 @@ int main(void)
         {"8: the broken wait is drawn stuck", the_broken_wait_is_drawn_stuck},
         {"9: a hand-off gives followers a value",
          a_handoff_gives_followers_a_value},
+        {"the narration ends with the last event",
+         the_narration_ends_with_the_last_event},
+        {"a seed always narrates the same", a_seed_always_narrates_the_same},
+        {"9: a hand-off counts as a run of fn",
+         a_hand_off_counts_as_a_run_of_fn},
+        {"a quiz hides its answers until asked",
+         a_quiz_hides_its_answers_until_asked},
+        {"2: a quiz gives the seed's durations",
+         a_quiz_gives_the_seeds_durations},
+        {"the clock moves tick by tick", the_clock_moves_tick_by_tick},
         {"no such scenario", no_such_scenario},
         {NULL, NULL},
     };

@@ -99,7 +99,7 @@ expect "the title" "scenario 1/[0-9]+: $(re "$title1")  seed 1"
 rows "scenario 1 shows G1..G5" 5
 expect "the legend" '^~ lock  = leader runs fn  - follower'
 expect "the counters" 'flights [0-9]+  callers [0-9]+  suppressed [0-9]+'
-expect "the speed: 4 events a second" ' 4 ev/s$'
+expect "the speed: 4 steps a second" ' 4 steps/s$'
 expect "the tick ruler" '^tick [0-9]+ +0\.\.\.\.5\.\.\.\.10'
 ok "the first screen has the title, legend and counters"
 t send-keys -t ui r Space
@@ -115,13 +115,23 @@ ok "n moves [i/N] on by exactly one"
 t send-keys -t ui Right
 expect "KEY_RIGHT steps" "^\[$((i + 2))/"
 ok "KEY_RIGHT moves on by one"
+t send-keys -t ui p
+expect "p steps back" "^\[$((i + 1))/"
+t send-keys -t ui Left
+expect "KEY_LEFT steps back" "^\[$i/"
+sleep 0.5
+[ "$(step)" = "$i" ] || fail "p and KEY_LEFT step back once each" "[$i/N], still"
+ok "p and KEY_LEFT go back a step each, paused"
 
 t send-keys -t ui + + + Space
-expect "+ + + speeds up to 32 events a second" ' 32 ev/s$'
-expect "the replay ends" 'end: r replays, 1-9 picks a scenario'
+expect "+ + + speeds up to 32 steps a second" ' 32 steps/s$'
+expect "the replay ends" ' END  32 steps/s$'
+n=$(screen | sed -n 's/^\[\([0-9]*\)\/\([0-9]*\)\].*/\1 \2/p')
+[ "${n% *}" = "${n#* }" ] || fail "the end is the last step" "[N/N]"
+expect "the last step tells the last event" '^\[[0-9]+/[0-9]+\] t=10 +G[0-9] returns '
 expect "the counters at the end" 'flights 1  callers 5  suppressed 4'
-if [ "$(screen | grep -c '(ran fn)')" -ne 1 ] ||
-    [ "$(screen | grep -c '(shared)')" -ne 4 ]; then
+if [ "$(screen | grep -c '^G.*(ran fn)')" -ne 1 ] ||
+    [ "$(screen | grep -c '^G.*(shared)')" -ne 4 ]; then
     fail "one ran fn, four shared" "1 '(ran fn)', 4 '(shared)'"
 fi
 ok "at the end: flights 1  callers 5  suppressed 4, one ran fn"
@@ -131,10 +141,10 @@ fi
 ok "in colour: the leader green, the followers cyan"
 
 t send-keys -t ui - - - - - r
-expect "- slows down to 1 event a second" ' 1 ev/s$'
+expect "- slows down to 1 step a second" ' 1 steps/s$'
 expect "r replays" '^\[[0-3]/[0-9]+\] '
 expect "r resets the counters" 'flights [01]  callers [0-3]  suppressed 0 '
-hides 'end: r replays|PAUSED' || fail "r replays" "it plays, not at the end"
+hides ' END |PAUSED' || fail "r replays" "it plays, not at the end"
 ok "r replays from the start"
 
 t send-keys -t ui '?'
@@ -170,6 +180,29 @@ expect "monochrome legend" '^~ lock  = leader runs fn'
 ok "monochrome: legend, and no colours"
 t send-keys -t ui q
 ends "q quits a monochrome run too" 0
+
+start "$prog --quiz --scenario 3"
+expect "a quiz starts on its question" '^Quiz: predict, then step with n\.'
+expect "a quiz starts at step 0" '^\[0/[0-9]+\] predict first'
+expect "a quiz starts paused" 'PAUSED'
+sleep 1
+[ "$(step)" = 0 ] || fail "a quiz waits for the prediction" "[0/N], still"
+shows '\(ran fn\)|\(shared\)' && fail "a quiz hides the outcome" "no results"
+ok "a quiz starts paused on its question, the outcome hidden"
+t send-keys -t ui n
+expect "n starts the quiz's replay" '^\[1/[0-9]+\] t=0 +G1 calls'
+ok "n steps into the quiz's replay"
+t send-keys -t ui n n n
+expect "fn's ticks are steps too" '^\[4/[0-9]+\] t=1 +the clock moves on: G1 runs fn$'
+expect "the clock shows the tick" '^tick 1 '
+t send-keys -t ui n
+expect "one more tick" '^\[5/[0-9]+\] t=2 +the clock moves on: G1 runs fn$'
+expect "the clock shows the next tick" '^tick 2 '
+t send-keys -t ui Left
+expect "back a tick" '^tick 1 '
+ok "while fn runs, the clock moves a tick a step, and back"
+t send-keys -t ui q
+ends "q quits a quiz" 0
 
 start "$prog"
 expect "a third run" '^G5 '

@@ -70,6 +70,7 @@ struct world {
     pthread_cond_t changed; /* an event, or a thread parked */
     pthread_cond_t clock;   /* tick, phase or a go moved */
     int tick, phase;
+    int stage; /* how many times main has let threads go and settled */
     struct timespec t0;
     struct tl_run *run;
     const struct tl_scenario *sc;
@@ -102,9 +103,9 @@ static void note(struct world *w, int row, int kind, const char *key,
     struct tl_run *run = w->run;
     if (run->nevents < TL_EVENTS_MAX) {
         struct tl_event *e = &run->events[run->nevents++];
-        *e = (struct tl_event){w->tick, row,   kind,   flight,
-                               code,    fresh, shared, ns_between(w->t0, at),
-                               ""};
+        *e = (struct tl_event){w->tick,  row,   kind,   flight,
+                               code,     fresh, shared, ns_between(w->t0, at),
+                               w->stage, ""};
         snprintf(e->key, sizeof e->key, "%s", key);
     }
     if (kind == SC_EV_LEAD)
@@ -361,6 +362,7 @@ static int settle(struct world *w)
             mark_stuck(w, i);
             stuck++;
         }
+    w->stage++; /* what comes next follows all of this */
     return stuck;
 }
 
@@ -375,6 +377,7 @@ static int call_in(struct world *w)
         return 0;
     int first = (int)(next_random(w) % (uint64_t)n);
     w->actors[due[first]].go = true;
+    w->run->rows[due[first]].first = n > 1;
     pthread_cond_broadcast(&w->clock);
     stuck += settle(w);
     for (int i = 0; i < n; i++)
@@ -474,6 +477,7 @@ static void setup(struct world *w, const struct tl_scenario *sc,
         snprintf(run->rows[i].label, sizeof run->rows[i].label, "G%d %.6s",
                  i % TL_ROWS_MAX + 1, a->a.key); /* i < TL_ROWS_MAX */
         snprintf(run->rows[i].key, sizeof run->rows[i].key, "%s", a->a.key);
+        run->rows[i].as = a->a;
     }
 }
 
@@ -528,5 +532,6 @@ int tl_run(int n, unsigned seed, struct tl_run *out)
     pthread_mutex_destroy(&w->mu);
     if (rc == 0 && stuck > 0 && !is_broken(sc))
         rc = -EDEADLK; /* the library left a thread waiting */
+    tl_order(out);
     return rc;
 }

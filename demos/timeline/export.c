@@ -4,7 +4,8 @@
  * library is needed for either.
  *
  * Both draw virtual time, a tick as 100 ms, like the seed's one-second fn
- * of ten ticks; the JSON also gives each event's real time in its args.
+ * of ten ticks; the JSON also gives each event's real time in its args,
+ * and says in its metadata how to read the spacing within a tick.
  */
 #include "timeline.h"
 
@@ -82,10 +83,6 @@ static void span(const struct tl_run *run, int i, const char *name,
         }
 }
 
-static bool ends_lock(int k)
-{
-    return k == SC_EV_LEAD || k == SC_EV_JOIN;
-}
 static bool ends_fn(int k)
 {
     return k == SC_EV_FN_RETURN || k == SC_EV_CANCEL;
@@ -99,7 +96,12 @@ static bool ends_wait(int k)
 int tl_write_json(const struct tl_run *run, FILE *out)
 {
     fprintf(out,
-            "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n"
+            "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"tick_ms\":100,"
+            "\"time\":\"virtual: one tick of the scenario is drawn as "
+            "100 ms\",\"within a tick\":\"events of one tick are drawn "
+            "100 us apart only to keep their order: they took no time, and "
+            "nothing waited for a lock\",\"real_ns\":\"each event's real "
+            "time since the run began\"},\"traceEvents\":[\n"
             "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,"
             "\"args\":{\"name\":\"sharedcalls scenario %d: ",
             run->scenario);
@@ -125,9 +127,9 @@ int tl_write_json(const struct tl_run *run, FILE *out)
         escaped(e->key, false, out);
         fprintf(out, "\",\"flight\":%lu,\"code\":%d,\"real_ns\":%lld}}",
                 e->flight, e->code, e->ns);
-        if (e->kind == SC_EV_ENTER)
-            span(run, i, "waits for the lock", ends_lock, out);
-        else if (e->kind == SC_EV_FN_START)
+        /* No span for the lock: it is taken within the tick, and 100 µs
+         * between two events there is only their order. */
+        if (e->kind == SC_EV_FN_START)
             span(run, i, "runs fn", ends_fn, out);
         else if (e->kind == SC_EV_JOIN)
             span(run, i, "waits as a follower", ends_wait, out);
@@ -141,7 +143,16 @@ static const char *const colour[TL_NSTATES] = {"none",    "#f0c040", "#3cb371",
                                                "#5bc0de", "#d0d0d0", "#d9534f",
                                                "#b05cc8", "#e07b39", "#ff2020"};
 
-enum { CELL = 14, ROW = 20, LEFT = 90, TOP = 64, SWATCH = 130, PER_LINE = 5 };
+enum {
+    CELL = 14,
+    ROW = 20,
+    LEFT = 90,
+    TOP = 44, /* the rows' top, less the caption's lines */
+    LINE = 16,
+    CAPTION_COLS = 100,
+    SWATCH = 130,
+    PER_LINE = 5
+};
 
 static void svg_text(FILE *out, int x, int y, const char *attrs,
                      const char *text)
@@ -151,10 +162,10 @@ static void svg_text(FILE *out, int x, int y, const char *attrs,
     fputs("</text>\n", out);
 }
 
-static void svg_rows(const struct tl_run *run, FILE *out)
+static void svg_rows(const struct tl_run *run, int top, FILE *out)
 {
     for (int r = 0; r < run->nrows; r++) {
-        int y = TOP + r * ROW;
+        int y = top + r * ROW;
         svg_text(out, 8, y + 14, "", run->rows[r].label);
         for (int t = 0; t < run->ticks; t++) {
             struct tl_cell c = tl_cell(run, r, t, run->nevents);
@@ -177,36 +188,65 @@ static void svg_rows(const struct tl_run *run, FILE *out)
     }
 }
 
-int tl_write_svg(const struct tl_run *run, FILE *out)
+/* How much of text the next caption line takes: up to CAPTION_COLS,
+ * cut between words. */
+static int line_cut(const char *text)
 {
-    int width = LEFT + run->ticks * CELL + 240;
-    if (width < 16 + PER_LINE * SWATCH) /* the legend's width */
-        width = 16 + PER_LINE * SWATCH;
-    int height = TOP + run->nrows * ROW + 80;
-    fprintf(out,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
-            "height=\"%d\" font-family=\"monospace\" font-size=\"12\">\n"
-            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-            width, height);
-    char title[160];
-    snprintf(title, sizeof title, "scenario %d: %s (seed %u)", run->scenario,
-             run->title, run->seed);
-    svg_text(out, 8, 20, "font-weight=\"bold\"", title);
-    for (int t = 0; t < run->ticks; t += 5) {
-        char n[12];
-        snprintf(n, sizeof n, "%d", t);
-        svg_text(out, LEFT + t * CELL, TOP - 8, "fill=\"#666\"", n);
+    int cut = (int)strlen(text);
+    if (cut > CAPTION_COLS) {
+        cut = CAPTION_COLS;
+        while (cut > 0 && text[cut] != ' ')
+            cut--;
+        cut = cut > 0 ? cut : CAPTION_COLS; /* a word longer than a line */
     }
-    svg_rows(run, out);
-    int y = TOP + run->nrows * ROW + 20;
-    struct tl_counts n = tl_count(run, run->nevents);
-    char counts[96];
-    snprintf(counts, sizeof counts, "flights %d  callers %d  suppressed %d",
-             n.flights, n.callers, n.suppressed);
-    svg_text(out, 8, y, "", counts);
-    for (int i = 0; i < TL_NSTATES; i++) { /* the last: the L and F marks */
-        int x = 8 + i % PER_LINE * SWATCH, ly = y + 12 + i / PER_LINE * 20;
+    return cut;
+}
+
+static int caption_lines(const char *text)
+{
+    int lines = 0;
+    for (; *text != '\0'; lines++) {
+        text += line_cut(text);
+        text += strspn(text, " ");
+    }
+    return lines;
+}
+
+/* The caption, word-wrapped, from y. */
+static void svg_caption(FILE *out, int y, const char *text)
+{
+    for (; *text != '\0'; y += LINE) {
+        int cut = line_cut(text);
+        char line[CAPTION_COLS + 1];
+        snprintf(line, sizeof line, "%.*s", cut, text);
+        svg_text(out, 8, y, "", line);
+        text += cut;
+        text += strspn(text, " ");
+    }
+}
+
+/* main's actions, as plain.c prints them; the next y. */
+static int svg_main(const struct tl_run *run, FILE *out, int y)
+{
+    for (int i = 0; i < run->nevents; i++)
+        if (tl_by_main(run, i)) {
+            char s[128];
+            tl_describe(run, i, s, sizeof s);
+            svg_text(out, 8, y, "", s);
+            y += LINE;
+        }
+    return y;
+}
+
+/* The states a finished picture shows, then the L and F marks. */
+static void svg_legend(FILE *out, int y)
+{
+    int k = 0;
+    for (int i = 0; i < TL_NSTATES; i++) {
+        if (i < TL_NSTATES - 1 && !tl_in_picture(tl_legend[i].state))
+            continue;
+        int x = 8 + k % PER_LINE * SWATCH, ly = y + k / PER_LINE * 20;
+        k++;
         if (i < TL_NSTATES - 1) {
             fprintf(out,
                     "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" "
@@ -218,6 +258,43 @@ int tl_write_svg(const struct tl_run *run, FILE *out)
             svg_text(out, x + 28, ly + 10, "", TL_MARKS_WORDS);
         }
     }
+}
+
+int tl_write_svg(const struct tl_run *run, FILE *out)
+{
+    int width = LEFT + run->ticks * CELL + 240;
+    if (width < 24 + CAPTION_COLS * 15 / 2) /* the caption's width */
+        width = 24 + CAPTION_COLS * 15 / 2;
+    int mains = 0;
+    for (int i = 0; i < run->nevents; i++)
+        mains += tl_by_main(run, i);
+    int top = TOP + caption_lines(run->caption) * LINE;
+    int height = top + (run->nrows + mains) * ROW + 120;
+    fprintf(out,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+            "height=\"%d\" font-family=\"monospace\" font-size=\"12\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+            width, height);
+    char title[160];
+    snprintf(title, sizeof title, "scenario %d: %s (seed %u)", run->scenario,
+             run->title, run->seed);
+    svg_text(out, 8, 20, "font-weight=\"bold\"", title);
+    svg_caption(out, 20 + LINE, run->caption);
+    for (int t = 0; t < run->ticks; t += 5) {
+        char n[12];
+        snprintf(n, sizeof n, "%d", t);
+        svg_text(out, LEFT + t * CELL, top - 8, "fill=\"#666\"", n);
+    }
+    svg_rows(run, top, out);
+    int y = svg_main(run, out, top + run->nrows * ROW + 20);
+    struct tl_counts n = tl_count(run, run->nevents);
+    char counts[96];
+    snprintf(counts, sizeof counts, "flights %d  callers %d  suppressed %d",
+             n.flights, n.callers, n.suppressed);
+    svg_text(out, 8, y, "", counts);
+    svg_text(out, 8, y + LINE, "", TL_COUNTS_WORDS);
+    svg_legend(out, y + LINE + 12);
     fputs("</svg>\n", out);
     return ferror(out) ? -EIO : 0;
 }

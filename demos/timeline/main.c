@@ -22,11 +22,58 @@
 #include <string.h>
 #include <unistd.h>
 
+enum { SEED_MAX = 1000000000 };
+
 static void usage(FILE *to)
 {
     fprintf(to,
             "usage: timeline [--scenario N | --all] [--seed S] [--plain]\n"
-            "                [--trace FILE.json] [--svg FILE.svg] [--list]\n");
+            "                [--quiz [-c]] [--steps] [--trace FILE.json]\n"
+            "                [--svg FILE.svg] [--list] [--help]\n"
+            "  --scenario N  which scenario, 1-%d (default 1)\n"
+            "  --seed S      0-%d: picks leaders, and scenario 2's fns\n"
+            "  --plain       the text timeline, not the player\n"
+            "  --quiz        the setup and questions, not the outcome\n"
+            "  -c            with --quiz: the answers and the picture too\n"
+            "  --steps       with --plain: the narration, one event a line\n"
+            "  --trace FILE  Chrome trace-event JSON (Perfetto)\n"
+            "  --svg FILE    an SVG picture\n",
+            tl_scenarios(), SEED_MAX);
+}
+
+/* An option's value: the next argument, unless there is none or it is
+ * another option. NULL (and an error said) then. */
+static const char *value_of(int argc, char **argv, int i, const char *what)
+{
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (v != NULL && strncmp(v, "--", 2) != 0)
+        return v;
+    fprintf(stderr, "timeline: %s needs %s%s%s\n", argv[i], what,
+            v != NULL ? ", not " : "", v != NULL ? v : "");
+    return NULL;
+}
+
+/* Reads option i's number in [lo, hi]; false (and an error said) if the
+ * value is missing or not such a number. */
+static bool number_of(int argc, char **argv, int i, long lo, long hi, long *out)
+{
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (demo_number(v, lo, hi, out))
+        return true;
+    fprintf(stderr, "timeline: %s must be %ld-%ld%s%s\n", argv[i], lo, hi,
+            v != NULL ? ", not " : "", v != NULL ? v : "");
+    return false;
+}
+
+/* The player's narration, one step a line. */
+static void print_steps(const struct tl_run *run)
+{
+    int n = tl_steps(run);
+    for (int k = 1; k <= n; k++) {
+        char s[160];
+        tl_step_say(run, k, s, sizeof s);
+        printf("[%d/%d] %s\n", k, n, s);
+    }
 }
 
 static int export(const char *path, const struct tl_run *run,
@@ -44,31 +91,48 @@ static int export(const char *path, const struct tl_run *run,
 int main(int argc, char **argv)
 {
     long scenario = 1, seed = 1;
-    bool plain = false, all = false;
+    bool plain = false, all = false, steps = false, quiz = false,
+         answers = false;
     const char *json = NULL, *svg = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--plain") == 0) {
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--plain") == 0) {
             plain = true;
+        } else if (strcmp(a, "--steps") == 0) {
+            steps = true;
+        } else if (strcmp(a, "--quiz") == 0) {
+            quiz = true;
+        } else if (strcmp(a, "-c") == 0) {
+            answers = true;
         } else if (strcmp(a, "--all") == 0) {
             all = true;
         } else if (strcmp(a, "--list") == 0) {
             for (int n = 1; n <= tl_scenarios(); n++)
                 printf("%d  %s\n", n, tl_scenario_title(n));
             return 0;
-        } else if ((strcmp(a, "--scenario") == 0 &&
-                    demo_number(argv[i + 1], 1, tl_scenarios(), &scenario)) ||
-                   (strcmp(a, "--seed") == 0 &&
-                    demo_number(argv[i + 1], 0, 1000000000L, &seed))) {
-            i++; /* the number taken */
-        } else if (strcmp(a, "--trace") == 0 && i + 1 < argc) {
-            json = argv[++i];
-        } else if (strcmp(a, "--svg") == 0 && i + 1 < argc) {
-            svg = argv[++i];
+        } else if (strcmp(a, "--scenario") == 0) {
+            if (!number_of(argc, argv, i++, 1, tl_scenarios(), &scenario))
+                return 2;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!number_of(argc, argv, i++, 0, SEED_MAX, &seed))
+                return 2;
+        } else if (strcmp(a, "--trace") == 0 || strcmp(a, "--svg") == 0) {
+            const char *file = value_of(argc, argv, i++, "a file name");
+            if (file == NULL)
+                return 2;
+            *(a[2] == 't' ? &json : &svg) = file;
         } else {
-            usage(stderr);
+            fprintf(stderr,
+                    "timeline: unknown argument %s (--help lists them)\n", a);
             return 2;
         }
+    }
+    if (answers && !quiz) {
+        fprintf(stderr, "timeline: -c shows a quiz's answers: add --quiz\n");
+        return 2;
     }
     bool exports = json != NULL || svg != NULL;
     if (all && exports) { /* one file each: which scenario would it be? */
@@ -77,7 +141,7 @@ int main(int argc, char **argv)
     }
     if (!plain && !all && !exports) {
         if (isatty(STDOUT_FILENO))
-            return tl_ui((int)scenario, (unsigned)seed);
+            return tl_ui((int)scenario, (unsigned)seed, quiz);
         plain = true;
     }
 
@@ -96,8 +160,13 @@ int main(int argc, char **argv)
         if (plain || !exports) {
             if (n > first)
                 putchar('\n');
-            tl_print_plain(&run, stdout);
+            if (quiz)
+                tl_print_quiz(&run, answers, stdout);
+            else
+                tl_print_plain(&run, stdout);
         }
+        if (steps)
+            print_steps(&run);
     }
     return 0;
 }

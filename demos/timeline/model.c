@@ -15,6 +15,16 @@ const struct tl_legend tl_legend[TL_NSTATES - 1] = {
     {TL_CANCEL, 'C', "cancelled"},  {TL_STUCK, '!', "stuck"},
 };
 
+bool tl_in_picture(enum tl_state s)
+{
+    return s != TL_LOCK && s != TL_IDLE;
+}
+
+bool tl_by_main(const struct tl_run *run, int i)
+{
+    return i >= 0 && i < run->nevents && run->events[i].row < 0;
+}
+
 static char glyph_of(enum tl_state s)
 {
     for (int i = 0; i < TL_NSTATES - 1; i++)
@@ -45,10 +55,16 @@ int tl_now(const struct tl_run *run, int upto)
 
 struct tl_cell tl_cell(const struct tl_run *run, int row, int tick, int upto)
 {
+    return tl_cell_at(run, row, tick, upto, tl_now(run, upto));
+}
+
+struct tl_cell tl_cell_at(const struct tl_run *run, int row, int tick, int upto,
+                          int now)
+{
     enum tl_state s = TL_IDLE;
     char mark = 0; /* a role that begins, or an end, at this very tick */
     int ended = -1, stuck = -1;
-    if (tick > tl_now(run, upto))
+    if (tick > now)
         return (struct tl_cell){TL_IDLE, ' '};
     for (int i = 0; i < upto && i < run->nevents; i++) {
         const struct tl_event *e = &run->events[i];
@@ -58,18 +74,18 @@ struct tl_cell tl_cell(const struct tl_run *run, int row, int tick, int upto)
             stuck = e->tick; /* told late, but stuck since that tick */
         if (e->tick > tick)
             continue;
-        bool now = e->tick == tick;
+        bool here = e->tick == tick;
         switch (e->kind) {
         case SC_EV_ENTER:
             s = TL_LOCK;
             break;
         case SC_EV_LEAD:
             s = TL_LEADER;
-            mark = now ? 'L' : 0;
+            mark = here ? 'L' : 0;
             break;
         case SC_EV_JOIN:
             s = TL_FOLLOWER;
-            mark = now ? 'F' : 0;
+            mark = here ? 'F' : 0;
             break;
         case SC_EV_TIMEOUT:
             s = TL_TIMEOUT;
@@ -138,6 +154,19 @@ static bool joined_before(const struct tl_run *run, int row, int i)
     return false;
 }
 
+/* Whether event i, a wake-up, is for a hand-off rather than an end. */
+static bool handed_off(const struct tl_run *run, int i)
+{
+    const struct tl_event *e = &run->events[i];
+    while (i-- > 0) {
+        const struct tl_event *c = &run->events[i];
+        if (c->flight == e->flight && strcmp(c->key, e->key) == 0 &&
+            (c->kind == SC_EV_DONE || c->kind == SC_EV_HANDOFF))
+            return c->kind == SC_EV_HANDOFF;
+    }
+    return false;
+}
+
 void tl_describe(const struct tl_run *run, int i, char *buf, size_t size)
 {
     const struct tl_event *e = &run->events[i];
@@ -157,11 +186,14 @@ void tl_describe(const struct tl_run *run, int i, char *buf, size_t size)
         snprintf(buf, size, "%s calls for key %s", g, e->key);
         break;
     case SC_EV_LEAD:
-        snprintf(buf, size,
-                 joined_before(run, e->row, i)
-                     ? "%s takes flight %lu of %s over: it will run its own fn"
-                     : "%s leads flight %lu of %s: nobody was fetching it",
-                 g, f, e->key);
+        if (joined_before(run, e->row, i)) /* counts as a run of fn too */
+            snprintf(buf, size,
+                     "%s takes over flight %lu to run fn again: flights %d", g,
+                     f, tl_count(run, i + 1).flights);
+        else
+            snprintf(buf, size,
+                     "%s leads flight %lu of %s: nobody was fetching it", g, f,
+                     e->key);
         break;
     case SC_EV_JOIN:
         snprintf(buf, size, "%s joins flight %lu of %s and waits", g, f,
@@ -185,11 +217,15 @@ void tl_describe(const struct tl_run *run, int i, char *buf, size_t size)
                  f, code);
         break;
     case SC_EV_HANDOFF:
-        snprintf(buf, size, "%s's fn failed (%s): flight %lu passes on", g,
+        snprintf(buf, size,
+                 "%s's fn failed (%s): flight %lu passes to a follower", g,
                  code, f);
         break;
     case SC_EV_WAKE:
-        snprintf(buf, size, "%s wakes: flight %lu has moved on", g, f);
+        snprintf(buf, size,
+                 handed_off(run, i) ? "%s wakes: flight %lu is handed on"
+                                    : "%s wakes: flight %lu is done",
+                 g, f);
         break;
     case SC_EV_TIMEOUT:
         snprintf(buf, size, "%s gives up: its deadline has passed", g);

@@ -51,11 +51,14 @@ static void rows(const struct tl_run *run, FILE *out)
     }
 }
 
-/* "~ lock  = leader runs fn  ...", wrapped between entries. */
+/* "= leader runs fn  - follower ...", wrapped between entries: the
+ * states a finished picture can show. */
 static void legend(FILE *out)
 {
     int col = 0;
     for (int i = 0; i < TL_NSTATES; i++) {
+        if (i < TL_NSTATES - 1 && !tl_in_picture(tl_legend[i].state))
+            continue;
         char entry[48];
         int len = i < TL_NSTATES - 1
                       ? snprintf(entry, sizeof entry, "%c %s",
@@ -79,7 +82,7 @@ void tl_print_plain(const struct tl_run *run, FILE *out)
     ruler(run, out);
     rows(run, out);
     for (int i = 0; i < run->nevents; i++)
-        if (run->events[i].row < 0) { /* what main did */
+        if (tl_by_main(run, i)) {
             char s[128];
             tl_describe(run, i, s, sizeof s);
             fprintf(out, "  %s\n", s);
@@ -87,5 +90,6 @@ void tl_print_plain(const struct tl_run *run, FILE *out)
     struct tl_counts n = tl_count(run, run->nevents);
     fprintf(out, "flights %d  callers %d  suppressed %d\n", n.flights,
             n.callers, n.suppressed);
+    fprintf(out, "%s\n", TL_COUNTS_WORDS);
     legend(out);
 }

@@ -48,26 +48,8 @@ struct tl_event {
     int code;
     bool fresh, shared;
     long long ns; /* real time since the run began, from the event */
+    int stage;    /* the driver's moves so far: see tl_order */
     char key[8];
-};
-
-struct tl_row {
-    char label[TL_LABEL]; /* "G1 a" */
-    char key[8];
-    char value[16]; /* what its call returned: a value, or an error name */
-};
-
-struct tl_run {
-    int scenario; /* 1 .. tl_scenarios() */
-    unsigned seed;
-    const char *title;
-    const char *caption;
-    int ticks; /* the drawing's width */
-    int nrows;
-    struct tl_row rows[TL_ROWS_MAX];
-    int nevents;
-    struct tl_event events[TL_EVENTS_MAX];
-    struct sc_stats stats; /* the group's own counters, at the end */
 };
 
 /* scenarios.c. A scenario's callers, one thread and one call each. */
@@ -91,14 +73,41 @@ struct tl_scenario {
     int nactors;
     struct tl_actor actors[TL_ROWS_MAX];
 };
+struct tl_row {
+    char label[TL_LABEL]; /* "G1 a" */
+    char key[8];
+    char value[16];     /* what its call returned: a value, or an error name */
+    struct tl_actor as; /* its part as played: with the seed's extra ticks */
+    bool first;         /* the seed let it call first among its tick's */
+};
 int tl_scenarios(void);               /* how many: 1 .. this */
 const char *tl_scenario_title(int n); /* NULL if there is no scenario n */
 const struct tl_scenario *tl_scenario(int n); /* NULL if there is none */
+
+struct tl_run {
+    int scenario; /* 1 .. tl_scenarios() */
+    unsigned seed;
+    const char *title;
+    const char *caption;
+    int ticks; /* the drawing's width */
+    int nrows;
+    struct tl_row rows[TL_ROWS_MAX];
+    int nevents;
+    struct tl_event events[TL_EVENTS_MAX];
+    struct sc_stats stats; /* the group's own counters, at the end */
+};
 
 /* driver.c: runs scenario n with the seed. Returns 0, or -EINVAL (no such
  * scenario), or a negative errno if a thread or the group could not be
  * made. Takes well under a second. */
 int tl_run(int n, unsigned seed, struct tl_run *out);
+
+/* order.c: puts the record in an order that depends only on the scenario
+ * and the seed. Threads the driver lets go at once log in the scheduler's
+ * order; within each of the driver's stages this keeps each thread's own
+ * order and every cause before its effect, and otherwise takes the lowest
+ * row first. */
+void tl_order(struct tl_run *run);
 
 /* model.c. "upto" counts events: a drawing of the first upto events (the
  * player steps through them); run->nevents draws everything. */
@@ -119,6 +128,9 @@ struct tl_cell {
     char glyph; /* the state's glyph, or 'L'/'F' where a role begins */
 };
 struct tl_cell tl_cell(const struct tl_run *run, int row, int tick, int upto);
+/* The same with the clock at now: ticks after it are not drawn yet. */
+struct tl_cell tl_cell_at(const struct tl_run *run, int row, int tick, int upto,
+                          int now);
 /* The latest tick among the first upto events: where the player's cursor
  * is. With every event, the last tick of the drawing. */
 int tl_now(const struct tl_run *run, int upto);
@@ -140,6 +152,15 @@ extern const struct tl_legend tl_legend[TL_NSTATES - 1]; /* no TL_IDLE */
 
 /* What the legend says of the 'L' and 'F' marks. */
 #define TL_MARKS_WORDS "where one begins"
+/* What the counters count. A hand-off's new leader runs fn again in the
+ * same flight, and that run counts too. */
+#define TL_COUNTS_WORDS                                                        \
+    "flights: runs of fn. suppressed: calls answered by another's run."
+/* Whether a finished picture can show the state: a call waits for the
+ * lock within one tick, so only the player, between events, shows '~'. */
+bool tl_in_picture(enum tl_state s);
+/* main's action, if event i is one (cancel, sc_forget). */
+bool tl_by_main(const struct tl_run *run, int i);
 
 /* Event i as a sentence: "t=3   G2 joins flight 1 of a and waits". */
 void tl_describe(const struct tl_run *run, int i, char *buf, size_t size);
@@ -150,15 +171,38 @@ void tl_result_of(const struct tl_run *run, int row, int upto, char *buf,
 /* A return code's name: "0", "EIO", "-ETIMEDOUT", ... */
 const char *tl_code_name(int code);
 
+/* steps.c: the player's steps, 0 (nothing shown) .. tl_steps(run) (all):
+ * each event, and each tick that passes between two events. */
+struct tl_step {
+    int upto; /* events shown */
+    int now;  /* the clock: the tick drawn last */
+};
+int tl_steps(const struct tl_run *run);
+struct tl_step tl_step(const struct tl_run *run, int k);
+/* What the player says at step k: the event it showed, or who is in a
+ * call as the clock moves on. */
+void tl_step_say(const struct tl_run *run, int k, char *buf, size_t size);
+
 /* plain.c: the whole run as fixed-width text, at most 80 columns. */
 void tl_print_plain(const struct tl_run *run, FILE *out);
+
+/* quiz.c: the run as homework: its setup and questions, and with
+ * with_answers the answers read from the run and its picture. */
+void tl_print_quiz(const struct tl_run *run, bool with_answers, FILE *out);
+/* The player's caption for a quiz: the questions and the calls. */
+void tl_quiz_caption(const struct tl_run *run, char *buf, size_t size);
+int tl_quiz_questions(void);         /* how many: 1 .. this */
+const char *tl_quiz_question(int q); /* NULL if there is no question q */
+/* The tick row's call ended at (returned, was cancelled, or got stuck);
+ * -1 if it has not. */
+int tl_end_tick(const struct tl_run *run, int row);
 
 /* export.c: 0, or -errno if writing failed. */
 int tl_write_json(const struct tl_run *run, FILE *out);
 int tl_write_svg(const struct tl_run *run, FILE *out);
 
-/* ui.c: the interactive player, starting with scenario n. Returns the
- * process exit status. */
-int tl_ui(int n, unsigned seed);
+/* ui.c: the interactive player, starting with scenario n; with quiz, it
+ * starts paused, asking what to predict. Returns the process exit status. */
+int tl_ui(int n, unsigned seed, bool quiz);
 
 #endif /* TIMELINE_H */

@@ -1,7 +1,7 @@
 /*
- * ui.c - the ncurses player: a replay of a recorded run, one event at a
- * time, with one row per thread, the counters, the legend and a sentence
- * for the event just shown. The record is made before the first frame, so
+ * ui.c - the ncurses player: a replay of a recorded run, one step (an
+ * event, or a tick of waiting) at a time, with one row per thread, the
+ * counters, the legend and a sentence for the step just shown. The record is made before the first frame, so
  * pausing, stepping and replaying never touch a thread.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -22,18 +22,21 @@ enum {
     QUIT = 1,
 };
 
-static const int speeds[NSPEEDS] = {1, 2, 4, 8, 16, 32}; /* events a second */
+static const int speeds[NSPEEDS] = {1, 2, 4, 8, 16, 32}; /* steps a second */
 
 static const char keys_line[] =
-    "space pause  n step  +/- speed  r replay  1-9 scenario  ? help  q quit";
+    "space pause  n/p step  +/- speed  r replay  1-9 scenario  ? help  q quit";
 
 struct player {
     struct tl_run *run;
     int scenario; /* the one asked for: named if tl_run fails */
     unsigned seed;
-    int upto;  /* events shown */
+    int step;  /* of tl_steps(run): where the replay is */
+    int upto;  /* events shown at that step */
+    int now;   /* the clock at that step */
     int speed; /* index into speeds */
     bool paused, help, colour;
+    bool quiz;     /* start paused, the caption asking what to predict */
     long long due; /* when the next event is shown, in ms */
 };
 
@@ -121,7 +124,7 @@ static int draw_caption(int y, const char *text, int max)
 static void draw_ruler(const struct player *p, int y)
 {
     int ticks = p->run->ticks < TL_TICKS_MAX ? p->run->ticks : TL_TICKS_MAX;
-    int now = tl_now(p->run, p->upto);
+    int now = p->now;
     char line[TL_TICKS_MAX + 1], head[TL_LABEL], num[8];
     memset(line, '.', sizeof line);
     for (int t = 0; t < ticks; t += 5) {
@@ -146,7 +149,7 @@ static void draw_row(const struct player *p, int y, int r)
     snprintf(text, sizeof text, "%-*s", TL_LABEL - 1, run->rows[r].label);
     put(y, 0, A_NORMAL, text);
     for (int t = 0; t < run->ticks; t++) {
-        struct tl_cell c = tl_cell(run, r, t, p->upto);
+        struct tl_cell c = tl_cell_at(run, r, t, p->upto, p->now);
         putn(y, CELLS_X + t, state_attr(p, c.state), &c.glyph, 1);
         last = c.state != TL_IDLE ? c.state : last;
     }
@@ -188,20 +191,44 @@ static int draw_legend(const struct player *p, int y)
     return lines;
 }
 
-/* The status: what the event just shown did. The longest sentence takes
- * 73 columns with its "[i/N] ", so the pause and the speed go elsewhere. */
+/* The status: what the event just shown did, the last one too. The
+ * longest sentence takes 73 columns with its "[i/N] ", so the pause, the
+ * speed and the end go elsewhere. */
 static void draw_status(const struct player *p, int y)
 {
-    const struct tl_run *run = p->run;
     char what[160], line[200];
-    if (p->upto > 0 && p->upto < run->nevents)
-        tl_describe(run, p->upto - 1, what, sizeof what);
+    if (p->quiz && p->step == 0)
+        snprintf(what, sizeof what, "predict first: n steps, space plays");
     else
-        snprintf(what, sizeof what, "%s",
-                 p->upto > 0 ? "end: r replays, 1-9 picks a scenario"
-                             : "start: nothing has happened yet");
-    snprintf(line, sizeof line, "[%d/%d] %s", p->upto, run->nevents, what);
+        tl_step_say(p->run, p->step, what, sizeof what);
+    snprintf(line, sizeof line, "[%d/%d] %s", p->step, tl_steps(p->run), what);
     put(y, 0, A_NORMAL, line);
+}
+
+/* How many of the record's events are main's: the lines they take. */
+static int main_lines(const struct tl_run *run)
+{
+    int n = 0;
+    for (int i = 0; i < run->nevents; i++)
+        n += tl_by_main(run, i);
+    return n;
+}
+
+/* main's actions shown so far, as plain.c prints them; the lines used. */
+static int draw_main(const struct player *p, int y)
+{
+    int lines = 0;
+    for (int i = 0; i < p->run->nevents; i++) {
+        if (!tl_by_main(p->run, i))
+            continue;
+        char what[160], line[170];
+        tl_describe(p->run, i, what, sizeof what);
+        snprintf(line, sizeof line, "  %s", what);
+        if (i < p->upto)
+            put(y + lines, 0, A_NORMAL, line);
+        lines++;
+    }
+    return lines;
 }
 
 /* The counters, and at the right whether it plays and how fast. */
@@ -212,19 +239,22 @@ static void draw_counts(const struct player *p, int y)
     snprintf(line, sizeof line, "flights %d  callers %d  suppressed %d",
              c.flights, c.callers, c.suppressed);
     put(y, 0, A_BOLD, line);
-    int n = snprintf(tag, sizeof tag, "%s%d ev/s", p->paused ? "PAUSED  " : "",
-                     speeds[p->speed]);
+    bool end = p->upto >= p->run->nevents;
+    int n = snprintf(tag, sizeof tag, "%s%s%d steps/s", end ? "END  " : "",
+                     p->paused && !end ? "PAUSED  " : "", speeds[p->speed]);
     int x = COLS - n > (int)strlen(line) + 2 ? COLS - n : (int)strlen(line) + 2;
     put(y, x, p->paused ? A_REVERSE | A_BOLD : A_NORMAL, tag);
 }
 
-/* The title, without "sharedcalls " if that makes it fit. */
+/* The title, without "sharedcalls " if that makes it fit. A quiz shows
+ * no scenario title: some tell the outcome. */
 static void draw_title(const struct player *p)
 {
     char line[200];
-    int n = snprintf(
-        line, sizeof line, "sharedcalls timeline  scenario %d/%d: %s  seed %u",
-        p->run->scenario, tl_scenarios(), p->run->title, p->run->seed);
+    int n = snprintf(line, sizeof line,
+                     "sharedcalls timeline  scenario %d/%d: %s  seed %u",
+                     p->run->scenario, tl_scenarios(),
+                     p->quiz ? "quiz" : p->run->title, p->run->seed);
     put(0, 0, A_BOLD, n > COLS ? line + strlen("sharedcalls ") : line);
 }
 
@@ -246,14 +276,15 @@ static void draw_help(const struct player *p)
 {
     static const char *const keys[] = {
         "space   pause / resume",
-        "n ->    one event on, paused",
+        "n ->    one step on (an event or a tick)",
+        "p <-    one step back",
         "+ = -   faster / slower",
         "r       replay from the start",
         "1-9     pick a scenario",
         "?       this help",
         "q       quit",
     };
-    enum { W = 62, H = 15, NKEYS = sizeof keys / sizeof keys[0] };
+    enum { W = 70, H = 17, NKEYS = sizeof keys / sizeof keys[0] };
     int x = COLS > W ? (COLS - W) / 2 : 0, y = LINES > H ? (LINES - H) / 2 : 0;
     for (int i = 0; i < H; i++) /* hline and vline stop at the edges */
         mvhline(y + i, x, i == 0 || i == H - 1 ? '-' : ' ', W);
@@ -265,6 +296,7 @@ static void draw_help(const struct player *p)
         put(y + 3 + i, x + 2, A_NORMAL, keys[i]);
     for (int i = 0; i < TL_NSTATES; i++)
         legend_entry(p, y + 3 + i, x + 38, i);
+    put(y + H - 3, x + 2, A_NORMAL, TL_COUNTS_WORDS);
     put(y + H - 2, x + 2, A_NORMAL, "any key closes this box");
 }
 
@@ -274,14 +306,18 @@ static void draw(const struct player *p)
 {
     const struct tl_run *run = p->run;
     int legend = draw_legend(p, -1);
-    int others = 1 + 1 + run->nrows + 1 + legend + 1 + 1;
+    int others = 1 + 1 + run->nrows + main_lines(run) + 1 + legend + 1 + 1;
     int room = LINES - others > CAPTION_LINES ? LINES - others : CAPTION_LINES;
     erase();
     draw_title(p);
-    int y = 1 + draw_caption(1, run->caption, room);
+    char quiz[600];
+    if (p->quiz)
+        tl_quiz_caption(run, quiz, sizeof quiz);
+    int y = 1 + draw_caption(1, p->quiz ? quiz : run->caption, room);
     draw_ruler(p, y++);
     for (int r = 0; r < run->nrows; r++)
         draw_row(p, y++, r);
+    y += draw_main(p, y);
     draw_counts(p, y++);
     y += draw_legend(p, y);
     draw_status(p, y++);
@@ -299,10 +335,20 @@ static void draw(const struct player *p)
     refresh();
 }
 
+/* Moves the replay to step k, clamped to the steps there are. */
+static void go_to(struct player *p, int k)
+{
+    int last = tl_steps(p->run);
+    p->step = k < 0 ? 0 : k > last ? last : k;
+    struct tl_step s = tl_step(p->run, p->step);
+    p->upto = s.upto;
+    p->now = s.now;
+}
+
 static void replay(struct player *p)
 {
-    p->upto = 0;
-    p->paused = false;
+    go_to(p, 0);
+    p->paused = p->quiz; /* a quiz waits for the prediction */
     set_due(p);
 }
 
@@ -321,7 +367,10 @@ static int on_key(struct player *p, int ch)
         return rc;
     } else if (ch == 'n' || ch == KEY_RIGHT) {
         p->paused = true;
-        p->upto += p->upto < p->run->nevents;
+        go_to(p, p->step + 1);
+    } else if (ch == 'p' || ch == KEY_LEFT) { /* a replay: going back is free */
+        p->paused = true;
+        go_to(p, p->step - 1);
     } else if (ch == ' ') {
         p->paused = !p->paused;
         set_due(p);
@@ -356,7 +405,7 @@ static int play(struct player *p)
         if (ch == ERR && wait < 0)
             return QUIT; /* no timeout, no key: the terminal has gone */
         if (ch == ERR && now_ms() >= p->due) {
-            p->upto++;
+            go_to(p, p->step + 1);
             set_due(p);
         } else if (ch != ERR) {
             int rc = on_key(p, ch);
@@ -366,9 +415,10 @@ static int play(struct player *p)
     }
 }
 
-int tl_ui(int n, unsigned seed)
+int tl_ui(int n, unsigned seed, bool quiz)
 {
-    struct player p = {.scenario = n, .seed = seed, .speed = START_SPEED};
+    struct player p = {
+        .scenario = n, .seed = seed, .speed = START_SPEED, .quiz = quiz};
     p.run = calloc(1, sizeof *p.run);
     int rc = p.run != NULL ? tl_run(n, seed, p.run) : -ENOMEM;
     /* A terminal that cannot move its cursor (TERM=dumb, or unknown) gets
