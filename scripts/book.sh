@@ -91,7 +91,9 @@ refs() {
     ' "$out/refs" "$1"
 }
 
-# one document: chapter links become links inside it
+# one document: chapter links become links inside it; a link to the
+# kit's README (../README.md from book/) is made from BUILD_DIR/book.
+up=$(echo "$b/book" | sed 's|[^/][^/]*|..|g')
 {
     for md in README.md $(cd book && ls [0-9]*.md) answers.md tour.md tools.md glossary.md; do
         id=$(echo "$md" | sed 's/\.md$//')
@@ -99,7 +101,7 @@ refs() {
             -e 's/](\([0-9][0-9]*-[a-z-]*\)\.md)/](#ch-\1)/g' \
             -e 's/](answers\.md)/](#ch-answers)/g' -e 's/](README\.md)/](#ch-README)/g' \
             -e 's/](tools\.md)/](#ch-tools)/g' -e 's/](glossary\.md)/](#ch-glossary)/g' \
-            -e 's/](tour\.md)/](#ch-tour)/g'
+            -e 's/](tour\.md)/](#ch-tour)/g' -e "s|](\.\./README\.md|]($up/README.md|g"
         printf '\n\n'
     done
 } >"$out/sharedcalls.md"
