@@ -16,6 +16,7 @@
  *   engine_forget.c  sc_forget
  *   engine_stats.c   sc_stats
  *   engine_trace.c   telling the trace hook
+ *   map.h, engine_map.c  a shard's map, in the shard's own cache lines
  *   hash.h, gate.h   the key's hash; sleeping on a word and waking all
  *
  * A flight's life, as its record's state (changed only under the shard's
@@ -36,9 +37,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
-
-#define HASH_NONFATAL_OOM 1 /* a failed insert returns; it must not exit() */
-#include <uthash.h>
+#include <string.h>
 
 #include "group.h"
 #include "hash.h"
@@ -61,7 +60,16 @@ struct waiter {
     char key[]; /* its own copy: the record may go before it is answered */
 };
 
-/* One flight. */
+/*
+ * One flight. A synchronous leader keeps its record on its own stack,
+ * where no other core writes, and nothing is allocated for a call nobody
+ * joins. The first follower to join moves it to the heap (promote() in
+ * engine_call.c): a follower may outlive its leader's call, and sleeps on
+ * the record's word. The stack record then only points at its heap copy,
+ * which the leader takes up again when fn returns. A record led by a kit
+ * thread is made on the heap. Heap records that are done with are kept,
+ * one a shard, for the next promotion.
+ */
 struct call {
     /* Atomics, read without the lock. word is (changes << 2) | state,
      * changed only under the lock; followers sleep on it (gate.h). refs
@@ -73,42 +81,72 @@ struct call {
     enum state state;
     enum state fallback;    /* HANDOFF: how it ends if no follower takes it */
     unsigned sleeping;      /* followers asleep on word since it last changed */
-    bool wake_due;          /* word changed with followers asleep on it */
-    bool watched;           /* a follower reads word without the lock */
     unsigned followers;     /* synchronous followers that could take a
                             hand-off (not kept once DONE) */
     unsigned joined;        /* callers that joined, the leader included */
+    bool wake_due;          /* word changed with followers asleep on it */
+    bool watched;           /* a follower reads word without the lock */
     bool in_map;            /* false once ended, or taken out by sc_forget */
     bool async;             /* its leader is a kit thread, not a caller */
     pthread_t leader;       /* the thread in fn: its own key is -EDEADLK */
     struct waiter *waiters; /* asynchronous callers, answered at the end */
-    UT_hash_handle hh;      /* links the record into its shard's map */
+    struct call *moved;     /* a stack record's heap copy, once promoted */
     /* Guarded by the lock until the state is DONE, then read-only: a
      * follower of a DONE flight reads them without the lock. */
     void *val; /* the flight's own handle */
     int err;
     /* Set when the record is made, read-only after. */
+    bool on_stack;    /* lives in its leader's frame */
+    unsigned hash;    /* of key: the map compares it before the key */
+    unsigned len;     /* strlen(key) */
+    const char *key;  /* the leader's caller's key on the stack; key_copy
+                         on the heap */
     unsigned long id; /* the flight's number, for the trace hook */
-    char key[];
+    size_t cap;       /* bytes key_copy holds (heap records) */
+    char key_copy[];
 };
 
-/* One map and its lock. */
+enum { LINE = 64, INLINE_SLOTS = 2 };
+
+/*
+ * One map and its lock. A call that nobody joins writes two cache lines
+ * of its shard and no other memory of the group: the first holds the lock
+ * and the map's header, the second the counters and the map's first
+ * slots. A second core running calls on the same shard must fetch those
+ * two lines, and no more. Fields written rarely, and those never written
+ * after the group is made, have lines of their own.
+ */
 struct shard {
-    pthread_mutex_t lock;
-    /* Guarded by lock. */
-    struct call *calls;    /* the map: key -> flight in progress */
-    struct call *anchor;   /* always in the map, so uthash keeps its table */
-    size_t records;        /* records alive, in the map or not */
+    _Alignas(LINE) pthread_mutex_t lock;
+    /* Guarded by lock. The map: open addressing over slots (map.h). */
+    struct call **slots;   /* inline_slots, or a table on the heap */
+    unsigned mask;         /* the table's size - 1, a power of two */
+    unsigned used;         /* records in the map */
     unsigned long flights; /* flights numbered so far */
-    struct sc_stats stats;
+    /* The second line, guarded by lock. */
+    _Alignas(LINE) struct sc_stats stats;
+    struct call *inline_slots[INLINE_SLOTS];
+    /* Guarded by lock, written rarely: by followers, and at the ends of
+     * records that had some. */
+    _Alignas(LINE) size_t records; /* heap records alive, in the map or not */
+    struct call *spare;            /* a heap record to promote into */
 #ifdef SC_DEBUG
     pthread_t owner; /* who holds lock, for assert_locked */
     bool owned;
 #endif
     /* Set when the group is made, read-only after. */
-    unsigned long stride, first; /* flight numbers: first, first + stride */
+    _Alignas(LINE) unsigned long stride, first; /* flight numbers: first,
+                                                   first + stride, ... */
     sc_options opts;
 };
+
+_Static_assert(offsetof(struct shard, slots) + sizeof(struct call **) +
+                       2 * sizeof(unsigned) + sizeof(unsigned long) <=
+                   LINE,
+               "the lock and the map's header share one cache line");
+_Static_assert(sizeof(struct sc_stats) + sizeof(struct call *[INLINE_SLOTS]) <=
+                   LINE,
+               "the counters and the first slots share one cache line");
 
 /* The threads the kit starts for asynchronous leaders. */
 struct kit_threads {
@@ -124,6 +162,7 @@ struct kit_threads {
 /* A group from sc_new_with. */
 struct engine {
     struct sc_group base; /* kind: SC_GROUP_ENGINE */
+    void *block;          /* what calloc gave: the engine is aligned in it */
     struct kit_threads threads;
     unsigned nshards; /* set when the group is made, read-only after */
     struct shard shards[];
@@ -135,7 +174,7 @@ static inline struct engine *engine_of(sc_group *g)
 }
 
 /* The shard that holds keys of hash hashv: the hash's high bits pick it,
- * and its low bits uthash's bucket. */
+ * and its low bits the slot. */
 static inline struct shard *shard_of(struct engine *e, unsigned hashv)
 {
     return e->nshards > 1 ? &e->shards[(hashv >> 16) % e->nshards]
@@ -169,19 +208,27 @@ static inline void shard_unlock(struct shard *s)
 #define assert_locked(s) ((void)(s))
 #endif
 
+#include "map.h"
+
 /* Takes the lock of the shard that holds key and returns it, with the
- * flight in progress for key in *c (NULL: none) and the key's hash in
- * *hashv, computed before the lock is taken. Returns with the shard's lock
- * held. */
+ * key's hash (computed before the lock is taken) in *hashv and its slot
+ * in *slot: the flight in progress for key, or an empty slot, or NULL if
+ * the map is full. Returns with the shard's lock held. */
 static inline struct shard *find_and_lock(struct engine *e, const char *key,
                                           size_t len, unsigned *hashv,
-                                          struct call **c)
+                                          struct call ***slot)
 {
     *hashv = sc__hash(key, len);
     struct shard *s = shard_of(e, *hashv);
     shard_lock(s);
-    HASH_FIND_BYHASHVALUE(hh, s->calls, key, (unsigned)len, *hashv, *c);
+    *slot = map_slot(s, key, len, *hashv);
     return s;
+}
+
+/* The flight in a slot from find_and_lock, or NULL. */
+static inline struct call *in_slot(struct call **slot)
+{
+    return slot != NULL ? *slot : NULL;
 }
 
 /* engine_trace.c: tell the trace hook of o about an event. Callers go
@@ -212,11 +259,29 @@ static inline void emit_return(const sc_options *o, const char *key,
                                .shared = out != NULL && out->shared});
 }
 
-/* engine_call.c: a new flight for key (of hash hashv) in s's map, led by
- * this thread, with one reference and one caller. Called with s's lock
- * held; NULL when memory runs out. */
-struct call *sc__new_call(struct shard *s, const char *key, size_t len,
-                          unsigned hashv);
+/* engine_call.c: makes c, whose key is set, a new flight for a key of
+ * len bytes and hash hashv, led by this thread, with one reference and one
+ * caller. Called with s's lock held. */
+void sc__init_call(struct shard *s, struct call *c, size_t len, unsigned hashv);
+
+/* Puts the new flight c in s's map at slot (from find_and_lock) and counts
+ * it. Returns false when memory runs out: nothing changed. */
+static inline bool add_flight(struct shard *s, struct call **slot,
+                              struct call *c)
+{
+    if (!map_add(s, slot, c))
+        return false;
+    s->flights++;
+    s->stats.flights++;
+    s->stats.callers++;
+    s->stats.in_flight++;
+    return true;
+}
+
+/* engine_end.c: a heap record holding a copy of key (len bytes): the
+ * shard's spare, or a new one (NULL when memory runs out). Called with s's
+ * lock held; counted in s->records. */
+struct call *sc__heap_call(struct shard *s, const char *key, size_t len);
 
 /* engine_call.c: runs fn for c as its leader, then ends the flight or
  * hands it on. Called without the lock; takes and releases it once.
@@ -232,7 +297,8 @@ struct after_unlock {
     struct shard *s;
     struct call *wake; /* to wake its sleepers, then drop its reference */
     struct waiter *ws; /* to answer */
-    struct call *c;    /* to free; NULL: not the last caller */
+    void *drop;        /* the flight's own handle, for the drop hook */
+    struct call *c;    /* a heap record to free: the shard has a spare */
     sc_options opts;
 };
 
@@ -248,7 +314,10 @@ struct after_unlock sc__leave(struct shard *s, struct call *c); /* held */
 void sc__wake_followers(struct after_unlock *todo);             /* not held */
 void sc__deliver(struct waiter *w, const sc_options *o);        /* not held */
 void sc__run_after_unlock(struct after_unlock todo);            /* not held */
-bool sc__last_out(struct shard *s, struct call *c);             /* not held */
+void sc__last_out(struct shard *s, struct call *c,              /* not held */
+                  struct after_unlock *todo);
+void sc__retire(struct shard *s, struct call *c, /* held */
+                struct after_unlock *todo);
 void sc__free_call(struct call *c);
 
 /* engine_async.c: joins the kit thread that ended last, if any. Called

@@ -99,14 +99,15 @@ static int start_leader(struct kit_threads *t, struct shard *s, struct call *c,
 static void unmake_call(struct shard *s, struct call *c, int rc)
 {
     assert_locked(s);
-    HASH_DEL(s->calls, c);
+    map_del(s, c);
     emit(&s->opts, SC_EV_DELETE, c->key, c->id, 0); /* LEAD was told: end it */
     emit(&s->opts, SC_EV_DONE, c->key, c->id, rc);
-    s->records--; /* its number stays used */
-    s->stats.flights--;
+    s->stats.flights--; /* its number stays used */
     s->stats.callers--;
     s->stats.in_flight--;
-    sc__free_call(c);
+    struct after_unlock todo = {.s = s}; /* its value is NULL: no drop */
+    sc__retire(s, c, &todo);
+    sc__free_call(todo.c);
 }
 
 int sc__engine_call_async(sc_group *g, const char *key, size_t len, sc_fn fn,
@@ -124,8 +125,9 @@ int sc__engine_call_async(sc_group *g, const char *key, size_t len, sc_fn fn,
     *w = (struct waiter){.done = done, .done_arg = done_arg};
     memcpy(w->key, key, len + 1);
     unsigned hashv;
-    struct call *c;
-    struct shard *s = find_and_lock(e, key, len, &hashv, &c);
+    struct call **slot;
+    struct shard *s = find_and_lock(e, key, len, &hashv, &slot);
+    struct call *c = in_slot(slot);
     if (c != NULL) { /* join the flight in progress */
         w->flight = c->id;
         w->next = c->waiters;
@@ -138,7 +140,16 @@ int sc__engine_call_async(sc_group *g, const char *key, size_t len, sc_fn fn,
     }
     int rc = -ENOMEM;
     unsigned long flight = 0;
-    c = sc__new_call(s, key, len, hashv);
+    c = sc__heap_call(s, key, len);
+    if (c != NULL) {
+        sc__init_call(s, c, len, hashv);
+        if (!add_flight(s, slot, c)) {
+            struct after_unlock todo = {.s = s};
+            sc__retire(s, c, &todo);
+            sc__free_call(todo.c);
+            c = NULL;
+        }
+    }
     if (c != NULL) {
         flight = c->id;
         emit(&s->opts, SC_EV_LEAD, key, c->id, 0); /* before fn's events */

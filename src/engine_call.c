@@ -24,40 +24,53 @@
 
 #include "gate.h"
 
-struct call *sc__new_call(struct shard *s, const char *key, size_t len,
-                          unsigned hashv)
+void sc__init_call(struct shard *s, struct call *c, size_t len, unsigned hashv)
 {
     assert_locked(s);
-    struct call *c = malloc(sizeof *c + len + 1);
-    if (c == NULL)
-        return NULL;
-    memcpy(c->key, key, len + 1);
     atomic_init(&c->word, RUNNING);
     atomic_init(&c->refs, 1);
     c->state = c->fallback = RUNNING;
-    c->sleeping = 0;
-    c->wake_due = false;
-    c->watched = false;
-    c->followers = 0;
+    c->sleeping = c->followers = 0;
     c->joined = 1;
+    c->wake_due = c->watched = false;
     c->in_map = true;
     c->async = false;
     c->leader = pthread_self();
     c->waiters = NULL;
+    c->moved = NULL;
     c->val = NULL;
     c->err = 0;
+    c->hash = hashv;
+    c->len = (unsigned)len;
     c->id = s->flights * s->stride + s->first;
-    HASH_ADD_KEYPTR_BYHASHVALUE(hh, s->calls, c->key, (unsigned)len, hashv, c);
-    if (c->hh.tbl == NULL) { /* uthash rolled the failed insert back */
-        sc__free_call(c);
+}
+
+/* The first follower joins c, which is on its leader's stack: the flight
+ * moves to a heap record, which takes c's place in the map (at slot), and
+ * c points its leader at it. Called with s's lock held. NULL when memory
+ * runs out: the flight goes on as it was, without this follower. */
+static struct call *promote(struct shard *s, struct call **slot, struct call *c)
+{
+    assert_locked(s);
+    struct call *h = sc__heap_call(s, c->key, c->len);
+    if (h == NULL)
         return NULL;
-    }
-    s->records++;
-    s->flights++;
-    s->stats.flights++;
-    s->stats.callers++;
-    s->stats.in_flight++;
-    return c;
+    sc__init_call(s, h, c->len, c->hash);
+    h->joined = c->joined;
+    h->leader = c->leader;
+    h->waiters = c->waiters;
+    h->id = c->id;
+    c->waiters = NULL;
+    c->moved = h;
+    *slot = h;
+    return h;
+}
+
+/* The record that stands for c now: its heap copy, if a follower moved
+ * it there while its leader ran fn. Called with the lock held. */
+static struct call *current(struct call *c)
+{
+    return c->moved != NULL ? c->moved : c;
 }
 
 /* Whether code of the caller's (hooks, callbacks) may run before a call
@@ -67,6 +80,13 @@ static bool runs_user_code(const struct shard *s, const struct call *c)
 {
     assert_locked(s);
     return s->opts.share != NULL || s->opts.trace != NULL || c->waiters != NULL;
+}
+
+/* Whether no hook is set: then a call's result needs no share of its own,
+ * and no event is told while the lock is held. */
+static bool without_hooks(const struct shard *s)
+{
+    return s->opts.share == NULL && s->opts.trace == NULL;
 }
 
 struct leading {
@@ -81,8 +101,8 @@ static void abandon(void *arg)
 {
     struct leading *l = arg;
     struct shard *s = l->s;
-    struct call *c = l->c;
     shard_lock(s);
+    struct call *c = current(l->c);
     emit(&s->opts, SC_EV_CANCEL, c->key, c->id, 0);
     s->stats.cancelled += !c->async; /* a kit thread is no caller */
     struct waiter *ws = NULL;
@@ -111,12 +131,23 @@ void sc__lead(struct shard *s, struct call *c, sc_fn fn, void *arg,
     emit(&s->opts, SC_EV_FN_RETURN, c->key, c->id, err);
     pthread_cleanup_pop(0);
 
+    shard_lock(s); /* not a cancellation point */
+    c = current(c);
+    if (c->on_stack && c->waiters == NULL && without_hooks(s)) {
+        /* Nobody joined: no result to publish, nobody to wake or answer. */
+        if (c->in_map)
+            map_del(s, c);
+        s->stats.in_flight--;
+        shard_unlock(s);
+        *out = (sc_result){val, err, true, false};
+        return;
+    }
+
     /* From here until the call returns, cancellation waits if hooks or
      * callbacks run in between: they must neither strand the lock nor
      * skip a waiter. */
     int cancel_state = -1;
     struct waiter *ws = NULL;
-    shard_lock(s); /* not a cancellation point */
     if (runs_user_code(s, c))
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     c->err = err;
@@ -227,20 +258,14 @@ static unsigned next_word(unsigned seen, enum state st)
     return ((seen & ~3U) + 4U) | (unsigned)st;
 }
 
-/* Whether a follower of a DONE flight may take its result without the
- * lock: no share hook needs it, and no trace hook expects WAKE under it. */
-static bool without_hooks(const struct shard *s)
-{
-    return s->opts.share == NULL && s->opts.trace == NULL;
-}
-
 /* A follower of a DONE flight, counted already, leaves without the lock:
  * the result no longer changes. */
 static int take_result(struct shard *s, struct call *c, sc_result *out)
 {
     *out = (sc_result){c->val, c->err, false, true};
-    if (sc__last_out(s, c)) /* no hooks, so just free it */
-        sc__free_call(c);
+    struct after_unlock todo = {.s = s}; /* no hooks: nothing to drop */
+    sc__last_out(s, c, &todo);
+    sc__free_call(todo.c);
     return 0;
 }
 
@@ -324,18 +349,22 @@ static int lead_or_follow(struct engine *e, const char *key, size_t len,
                           sc_result *out, unsigned long *flight)
 {
     unsigned hashv;
-    struct call *c;
-    struct shard *s = find_and_lock(e, key, len, &hashv, &c);
+    struct call **slot;
+    struct shard *s = find_and_lock(e, key, len, &hashv, &slot);
+    struct call *c = in_slot(slot);
     if (c == NULL) {
-        c = sc__new_call(s, key, len, hashv);
-        if (c != NULL) {
-            *flight = c->id;
-            emit(&s->opts, SC_EV_LEAD, key, c->id, 0);
-        }
-        shard_unlock(s);
-        if (c == NULL)
+        struct call mine; /* a leader's record, on its stack */
+        mine.on_stack = true;
+        mine.key = key;
+        sc__init_call(s, &mine, len, hashv);
+        if (!add_flight(s, slot, &mine)) {
+            shard_unlock(s);
             return -ENOMEM;
-        sc__lead(s, c, fn, arg, out);
+        }
+        *flight = mine.id;
+        emit(&s->opts, SC_EV_LEAD, key, mine.id, 0);
+        shard_unlock(s);
+        sc__lead(s, &mine, fn, arg, out);
         return 0;
     }
     *flight = c->id;
@@ -343,6 +372,10 @@ static int lead_or_follow(struct engine *e, const char *key, size_t len,
         pthread_equal(c->leader, pthread_self())) {
         shard_unlock(s);
         return -EDEADLK;
+    }
+    if (c->on_stack && (c = promote(s, slot, c)) == NULL) {
+        shard_unlock(s);
+        return -ENOMEM;
     }
     return follow_and_unlock(s, c, fn, arg, deadline, out);
 }

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <valgrind/helgrind.h> /* no-ops, unless run under Valgrind */
 
 #include "gate.h"
@@ -47,22 +48,63 @@ void sc__publish(struct call *c, enum state s)
     c->sleeping = 0;
 }
 
-/* unref for a caller outside the lock: the last one out also counts the
- * record off its shard, and then frees it. */
-bool sc__last_out(struct shard *s, struct call *c)
+struct call *sc__heap_call(struct shard *s, const char *key, size_t len)
+{
+    assert_locked(s);
+    struct call *c = s->spare;
+    if (c != NULL && c->cap > len) {
+        s->spare = NULL;
+    } else {
+        size_t cap = len < 32 ? 32 : len + 1; /* most keys fit a spare */
+        c = malloc(sizeof *c + cap);
+        if (c == NULL)
+            return NULL;
+        c->cap = cap;
+    }
+    memcpy(c->key_copy, key, len);
+    c->key_copy[len] = '\0';
+    c->key = c->key_copy;
+    c->on_stack = false;
+    s->records++;
+    return c;
+}
+
+/* The last caller has left c. Its own handle is to be dropped once the
+ * lock is released; a heap record becomes the shard's spare, unless the
+ * spare is as large already, and is then freed after the lock. */
+void sc__retire(struct shard *s, struct call *c, struct after_unlock *todo)
+{
+    assert_locked(s);
+    if (s->opts.drop != NULL)
+        todo->drop = c->val;
+    if (c->on_stack)
+        return;
+    s->records--;
+    if (c->watched) { /* its next flight's followers disable it again */
+        VALGRIND_HG_ENABLE_CHECKING(&c->word, sizeof c->word);
+        c->watched = false;
+    }
+    if (s->spare == NULL || s->spare->cap < c->cap) {
+        todo->c = s->spare;
+        s->spare = c;
+    } else {
+        todo->c = c;
+    }
+}
+
+/* unref for a caller outside the lock: the last one out retires the
+ * record, under the lock. */
+void sc__last_out(struct shard *s, struct call *c, struct after_unlock *todo)
 {
     if (!unref(c))
-        return false;
+        return;
     shard_lock(s);
-    s->records--;
+    sc__retire(s, c, todo);
     shard_unlock(s);
-    return true;
 }
 
 void sc__free_call(struct call *c)
 {
-    if (c->watched)
-        VALGRIND_HG_ENABLE_CHECKING(&c->word, sizeof c->word);
     free(c);
 }
 
@@ -84,7 +126,7 @@ struct waiter *sc__end_flight(struct shard *s, struct call *c, enum state how)
 {
     assert_locked(s);
     if (c->in_map) {
-        HASH_DEL(s->calls, c);
+        map_del(s, c);
         emit(&s->opts, SC_EV_DELETE, c->key, c->id, 0);
     }
     c->in_map = false;
@@ -147,15 +189,14 @@ struct waiter *sc__take_initiator(struct call *c)
 struct after_unlock sc__leave(struct shard *s, struct call *c)
 {
     assert_locked(s);
-    struct after_unlock todo = {s, NULL, NULL, NULL, s->opts};
+    struct after_unlock todo = {.s = s, .opts = s->opts};
     if (c->state == HANDOFF && c->followers == 0) /* nobody left to take it */
         todo.ws = sc__end_flight(s, c, c->fallback);
     if (c->wake_due) { /* keep the reference until they are woken */
         c->wake_due = false;
         todo.wake = c;
     } else if (unref(c)) {
-        s->records--;
-        todo.c = c;
+        sc__retire(s, c, &todo);
     }
     return todo;
 }
@@ -168,9 +209,7 @@ void sc__wake_followers(struct after_unlock *todo)
     if (todo->wake == NULL)
         return;
     sc__gate_wake_all(&todo->wake->word);
-    if (sc__last_out(todo->s,
-                     todo->wake)) /* while it counts, todo->s is still there */
-        todo->c = todo->wake;
+    sc__last_out(todo->s, todo->wake, todo); /* todo->s is still there */
     todo->wake = NULL;
 }
 
@@ -194,10 +233,7 @@ void sc__run_after_unlock(struct after_unlock todo)
 {
     sc__wake_followers(&todo);
     sc__deliver(todo.ws, &todo.opts);
-    if (todo.c == NULL)
-        return;
-    if (todo.opts.drop != NULL && todo.c->val != NULL)
-        todo.opts.drop(todo.c->val,
-                       todo.opts.ctx); /* the flight's own handle */
+    if (todo.drop != NULL) /* the flight's own handle */
+        todo.opts.drop(todo.drop, todo.opts.ctx);
     sc__free_call(todo.c);
 }

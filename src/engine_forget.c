@@ -12,10 +12,11 @@
 int sc__engine_forget(sc_group *g, const char *key, size_t len)
 {
     unsigned hashv;
-    struct call *c;
-    struct shard *s = find_and_lock(engine_of(g), key, len, &hashv, &c);
+    struct call **slot;
+    struct shard *s = find_and_lock(engine_of(g), key, len, &hashv, &slot);
+    struct call *c = in_slot(slot);
     if (c != NULL) {
-        HASH_DEL(s->calls, c);
+        map_del(s, c);
         c->in_map = false;
         emit(&s->opts, SC_EV_DELETE, c->key, c->id, 0);
     }

@@ -8,34 +8,8 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
-
-/*
- * uthash frees its table when the last record leaves the map and makes a
- * new one for the next: three allocations per call when flights do not
- * overlap. So an anchor record stays in the map for the group's life. Its
- * key is "" but its hash is not that of "": a lookup compares hashes before
- * keys, so no key can ever find it.
- */
-static int add_anchor(struct shard *s)
-{
-    s->anchor = calloc(1, sizeof *s->anchor + 1);
-    if (s->anchor == NULL)
-        return ENOMEM;
-    HASH_ADD_KEYPTR_BYHASHVALUE(hh, s->calls, s->anchor->key, 0,
-                                sc__hash("", 0) + 1, s->anchor);
-    if (s->anchor->hh.tbl == NULL) {
-        free(s->anchor);
-        return ENOMEM;
-    }
-    return 0;
-}
-
-static void remove_anchor(struct shard *s)
-{
-    HASH_DEL(s->calls, s->anchor); /* the last: uthash frees its table */
-    free(s->anchor);
-}
 
 /*
  * A shard's critical sections are a few dozen nanoseconds, so a thread
@@ -68,18 +42,19 @@ static int shard_init(struct shard *s, const sc_options *o,
     int rc = make_spinning_lock(&s->lock);
     if (rc != 0)
         return rc;
+    s->slots = s->inline_slots;
+    s->mask = INLINE_SLOTS - 1;
     s->opts = *o;
     s->stride = stride;
     s->first = first;
-    rc = add_anchor(s);
-    if (rc != 0)
-        pthread_mutex_destroy(&s->lock);
-    return rc;
+    return 0;
 }
 
 static void shard_fini(struct shard *s)
 {
-    remove_anchor(s);
+    if (s->slots != s->inline_slots)
+        free(s->slots);
+    sc__free_call(s->spare);
     pthread_mutex_destroy(&s->lock);
 }
 
@@ -103,7 +78,22 @@ static void engine_free(struct engine *e, unsigned n)
     while (n-- > 0)
         shard_fini(&e->shards[n]);
     kit_threads_fini(&e->threads);
-    free(e);
+    free(e->block);
+}
+
+/* A zeroed engine of n shards, each on cache lines of its own: calloc
+ * aligns to 16 bytes only, so the block is a line larger and the engine
+ * starts at its first line boundary. */
+static struct engine *engine_alloc(unsigned n)
+{
+    size_t size = sizeof(struct engine) + n * sizeof(struct shard);
+    void *block = calloc(1, size + LINE - 1);
+    if (block == NULL)
+        return NULL;
+    struct engine *e = (struct engine *)(((uintptr_t)block + LINE - 1) &
+                                         ~(uintptr_t)(LINE - 1));
+    e->block = block;
+    return e;
 }
 
 sc_group *sc_new_with(const sc_options *opts)
@@ -114,14 +104,14 @@ sc_group *sc_new_with(const sc_options *opts)
         return NULL;
     }
     unsigned n = o.shards > 1 ? o.shards : 1;
-    struct engine *e = calloc(1, sizeof *e + n * sizeof e->shards[0]);
+    struct engine *e = engine_alloc(n);
     if (e == NULL) {
         errno = ENOMEM;
         return NULL;
     }
     int rc = kit_threads_init(&e->threads);
     if (rc != 0) {
-        free(e);
+        free(e->block);
         errno = rc;
         return NULL;
     }
@@ -144,7 +134,7 @@ int sc__engine_free(sc_group *g)
     for (unsigned i = 0; i < e->nshards; i++) {
         struct shard *s = &e->shards[i];
         shard_lock(s);
-        busy |= s->records != 0;
+        busy |= s->records != 0 || s->stats.in_flight != 0;
         shard_unlock(s);
     }
     pthread_mutex_lock(&e->threads.lock);

@@ -12,6 +12,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,6 +283,140 @@ static void last_reader_frees_the_record(void)
     tu_held_destroy(&h);
 }
 
+/* The engine: a leader that nobody joins keeps its record on its stack
+ * and finds room in its shard's own slots, so its call allocates nothing
+ * and cannot run out of memory. */
+static void engine_leader_allocates_nothing(void)
+{
+    sc_group *g = sc_new_with(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    long base = live_blocks();
+    int runs = 0;
+    void *v = "untouched";
+    arm(0); /* the first allocation of this thread fails */
+    CU_ASSERT_EQUAL(sc_do(g, "k", count_run, &runs, &v), 0);
+    disarm();
+    CU_ASSERT_EQUAL(runs, 1);
+    CU_ASSERT_STRING_EQUAL(v, "ran");
+    CU_ASSERT_EQUAL(live_blocks(), base);
+    tu_free_group(g);
+}
+
+/* Nested flights on an engine group of one shard keep DEPTH keys in its
+ * map at once: the map moves from the shard's slots to ever larger tables.
+ * Each growth that fails fails its leader's call with -ENOMEM, and every
+ * call above it returns the error; nothing leaks, and the group works. */
+static void engine_map_growth_fails_cleanly(void)
+{
+    struct nest n;
+    for (int i = 0; i < DEPTH; i++)
+        snprintf(n.keys[i], sizeof n.keys[i], "k%d", i);
+    long base = live_blocks(), points = 0;
+    int rc;
+    void *v;
+    for (;; points++) {
+        n.g = sc_new_with(NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(n.g);
+        n.level = 0;
+        arm(points);
+        rc = sc_do(n.g, n.keys[0], descend, &n, &v);
+        disarm();
+        if (rc != -ENOMEM)
+            break;
+        CU_ASSERT(n.level < DEPTH);
+        n.level = 0; /* the group still works */
+        CU_ASSERT_EQUAL(sc_do(n.g, n.keys[0], descend, &n, &v), 0);
+        CU_ASSERT_EQUAL(n.level, DEPTH);
+        tu_free_group(n.g);
+        CU_ASSERT_EQUAL(live_blocks(), base);
+    }
+    printf("(%ld failure points) ", points);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(n.level, DEPTH);
+    /* 2 slots, then tables of 8, 16, ... 512: 7 growths, no records */
+    CU_ASSERT_EQUAL(points, 7);
+    tu_free_group(n.g);
+    CU_ASSERT_EQUAL(live_blocks(), base);
+}
+
+/* The first follower of a flight moves its record from the leader's stack
+ * to the heap. If that allocation fails, the follower gets -ENOMEM and the
+ * flight goes on for its leader, untouched; the next follower joins it. */
+static void engine_follower_fails_cleanly(void)
+{
+    struct tu_held h;
+    tu_held_init(&h, sc_new_with(NULL), "held");
+    h.via = TU_VIA_DO_EX;
+    h.make = the_word_held;
+    long base = live_blocks();
+    struct tu_caller c[2] = {{.h = &h}, {.h = &h}};
+    tu_caller_lead(&c[0]);
+    int runs = 0;
+    void *v = "untouched";
+    arm(0);
+    CU_ASSERT_EQUAL(sc_do(h.g, "held", count_run, &runs, &v), -ENOMEM);
+    disarm();
+    CU_ASSERT_EQUAL(runs, 0);
+    CU_ASSERT_STRING_EQUAL(v, "untouched");
+    CU_ASSERT_EQUAL(live_blocks(), base);
+    tu_callers_park(&c[1], 1); /* this one joins: the record moves */
+    CU_ASSERT_EQUAL(live_blocks(), base + 1);
+    tu_held_open(&h);
+    tu_callers_join(c, 2, "caller of the held flight");
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL(c[i].rc, 0);
+        CU_ASSERT_STRING_EQUAL(c[i].r.val, "held");
+    }
+    struct sc_stats st;
+    CU_ASSERT_EQUAL(sc_stats(h.g, &st), 0);
+    CU_ASSERT_EQUAL(st.flights, 1);
+    CU_ASSERT_EQUAL(st.shared, 1);
+    /* the record stays as the shard's spare, for the next first follower */
+    CU_ASSERT_EQUAL(live_blocks(), base + 1);
+    tu_free_group(h.g);
+    tu_held_destroy(&h);
+    CU_ASSERT_EQUAL(live_blocks(), base - 1); /* the group itself went too */
+}
+
+/* sc_do_async: its waiter, its record and its kit thread's start can each
+ * fail; each failure returns -ENOMEM with done never called. */
+static atomic_int answered;
+
+static void note_done(void *arg, int rc, const sc_result *r)
+{
+    (void)arg;
+    (void)rc;
+    (void)r;
+    atomic_fetch_add(&answered, 1);
+}
+
+static void engine_async_fails_cleanly(void)
+{
+    long before = live_blocks();
+    sc_group *g = sc_new_with(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    long base = live_blocks(), points = 0;
+    int runs = 0, rc;
+    for (;; points++) {
+        arm(points);
+        rc = sc_do_async(g, "k", count_run, &runs, note_done, NULL);
+        disarm();
+        if (rc != -ENOMEM)
+            break;
+        CU_ASSERT_EQUAL(atomic_load(&answered), 0);
+        /* a record made and not started stays as the shard's spare */
+        CU_ASSERT(live_blocks() == base || live_blocks() == base + 1);
+    }
+    printf("(%ld failure points) ", points);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT(points >= 3); /* the waiter, the record, the kit thread's */
+    CU_ASSERT_EQUAL(sc_drain(g), 0);
+    CU_ASSERT_EQUAL(atomic_load(&answered), 1);
+    CU_ASSERT_EQUAL(runs, 1);
+    tu_free_group(g);
+    CU_ASSERT_EQUAL(live_blocks(), before);
+}
+
 int main(void)
 {
     static const struct tu_test tests[] = {
@@ -291,6 +426,14 @@ int main(void)
         {"failures leave other flights alone; records die with the flight",
          failures_leave_other_flights_alone},
         {"the last reader frees the record", last_reader_frees_the_record},
+        {"engine: a lone leader allocates nothing",
+         engine_leader_allocates_nothing},
+        {"engine: map growth fails cleanly at every point",
+         engine_map_growth_fails_cleanly},
+        {"engine: a first follower fails cleanly",
+         engine_follower_fails_cleanly},
+        {"engine: sc_do_async fails cleanly at every point",
+         engine_async_fails_cleanly},
         {NULL, NULL},
     };
     return tu_run_suite("allocation failure and ownership", tests);
