@@ -106,30 +106,35 @@ struct call {
     char key_copy[];
 };
 
-enum { LINE = 64, INLINE_SLOTS = 2 };
+enum { LINE = 64 };
 
 /*
- * One map and its lock. A call that nobody joins writes two cache lines
- * of its shard and no other memory of the group: the first holds the lock
- * and the map's header, the second the counters and the map's first
- * slots. A second core running calls on the same shard must fetch those
- * two lines, and no more. Fields written rarely, and those never written
- * after the group is made, have lines of their own.
+ * One map and its lock. A call that nobody joins writes one cache line of
+ * its shard and no other memory of the group: the lock, the map's first
+ * slot, and two counters. A second core running calls on the same shard
+ * fetches that line, and no other. What calls write only when flights
+ * meet or something goes wrong, and what is never written after the group
+ * is made, have lines of their own.
+ *
+ * So that two counters serve every call, sc_stats derives its figures:
+ * flights and callers are made plus what stats adds (runs taken over,
+ * callers who joined, flights undone), and in_flight is made - ended plus
+ * what stats adds (taken over, handed off, undone). Unsigned arithmetic
+ * wraps, so an adjustment below zero adds up right.
  */
 struct shard {
     _Alignas(LINE) pthread_mutex_t lock;
-    /* Guarded by lock. The map: open addressing over slots (map.h). */
-    struct call **slots;   /* inline_slots, or a table on the heap */
-    unsigned mask;         /* the table's size - 1, a power of two */
-    unsigned used;         /* records in the map */
-    unsigned long flights; /* flights numbered so far */
-    /* The second line, guarded by lock. */
-    _Alignas(LINE) struct sc_stats stats;
-    struct call *inline_slots[INLINE_SLOTS];
-    /* Guarded by lock, written rarely: by followers, and at the ends of
-     * records that had some. */
-    _Alignas(LINE) size_t records; /* heap records alive, in the map or not */
-    struct call *spare;            /* a heap record to promote into */
+    /* Guarded by lock, written by every call. */
+    struct call *slot0;  /* the map's first slot (map.h) */
+    unsigned long made;  /* flights numbered so far */
+    unsigned long ended; /* flights that ended while fn ran */
+    /* Guarded by lock, written when flights meet, and rarely. */
+    _Alignas(LINE) struct call **table; /* the map's other slots, or NULL */
+    unsigned mask;                      /* the table's size - 1 */
+    unsigned used;                      /* records in the table */
+    struct sc_stats stats; /* counted as they happen, and adjustments */
+    size_t records;        /* heap records alive, in the map or not */
+    struct call *spare;    /* a heap record to promote into */
 #ifdef SC_DEBUG
     pthread_t owner; /* who holds lock, for assert_locked */
     bool owned;
@@ -140,13 +145,8 @@ struct shard {
     sc_options opts;
 };
 
-_Static_assert(offsetof(struct shard, slots) + sizeof(struct call **) +
-                       2 * sizeof(unsigned) + sizeof(unsigned long) <=
-                   LINE,
-               "the lock and the map's header share one cache line");
-_Static_assert(sizeof(struct sc_stats) + sizeof(struct call *[INLINE_SLOTS]) <=
-                   LINE,
-               "the counters and the first slots share one cache line");
+_Static_assert(offsetof(struct shard, ended) + sizeof(unsigned long) <= LINE,
+               "what every call writes fits in one cache line");
 
 /* The threads the kit starts for asynchronous leaders. */
 struct kit_threads {
@@ -174,7 +174,7 @@ static inline struct engine *engine_of(sc_group *g)
 }
 
 /* The shard that holds keys of hash hashv: the hash's high bits pick it,
- * and its low bits the slot. */
+ * and its low bits the slot of the map's table. */
 static inline struct shard *shard_of(struct engine *e, unsigned hashv)
 {
     return e->nshards > 1 ? &e->shards[(hashv >> 16) % e->nshards]
@@ -213,7 +213,7 @@ static inline void shard_unlock(struct shard *s)
 /* Takes the lock of the shard that holds key and returns it, with the
  * key's hash (computed before the lock is taken) in *hashv and its slot
  * in *slot: the flight in progress for key, or an empty slot, or NULL if
- * the map is full. Returns with the shard's lock held. */
+ * the map must grow first. Returns with the shard's lock held. */
 static inline struct shard *find_and_lock(struct engine *e, const char *key,
                                           size_t len, unsigned *hashv,
                                           struct call ***slot)
@@ -229,6 +229,12 @@ static inline struct shard *find_and_lock(struct engine *e, const char *key,
 static inline struct call *in_slot(struct call **slot)
 {
     return slot != NULL ? *slot : NULL;
+}
+
+/* The flights of s whose fn runs now (see struct shard). */
+static inline unsigned long long shard_in_flight(const struct shard *s)
+{
+    return s->made - s->ended + s->stats.in_flight;
 }
 
 /* engine_trace.c: tell the trace hook of o about an event. Callers go
@@ -271,10 +277,7 @@ static inline bool add_flight(struct shard *s, struct call **slot,
 {
     if (!map_add(s, slot, c))
         return false;
-    s->flights++;
-    s->stats.flights++;
-    s->stats.callers++;
-    s->stats.in_flight++;
+    s->made++; /* a flight, a caller, in flight: see struct shard */
     return true;
 }
 

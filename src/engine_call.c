@@ -42,7 +42,7 @@ void sc__init_call(struct shard *s, struct call *c, size_t len, unsigned hashv)
     c->err = 0;
     c->hash = hashv;
     c->len = (unsigned)len;
-    c->id = s->flights * s->stride + s->first;
+    c->id = s->made * s->stride + s->first;
 }
 
 /* The first follower joins c, which is on its leader's stack: the flight
@@ -137,7 +137,7 @@ void sc__lead(struct shard *s, struct call *c, sc_fn fn, void *arg,
         /* Nobody joined: no result to publish, nobody to wake or answer. */
         if (c->in_map)
             map_del(s, c);
-        s->stats.in_flight--;
+        s->ended++;
         shard_unlock(s);
         *out = (sc_result){val, err, true, false};
         return;

@@ -130,7 +130,7 @@ struct waiter *sc__end_flight(struct shard *s, struct call *c, enum state how)
         emit(&s->opts, SC_EV_DELETE, c->key, c->id, 0);
     }
     c->in_map = false;
-    s->stats.in_flight -= c->state == RUNNING; /* a hand-off was counted */
+    s->ended += c->state == RUNNING; /* a hand-off was counted already */
     /* The followers asleep now will see DONE as the word's next change,
      * and leave without the lock: they are counted here. */
     s->stats.shared += how == DONE ? c->sleeping : 0;

@@ -1,23 +1,25 @@
 /*
- * engine_map.c - a shard's map moves to a larger table (map.h has the
- * rest). Out of line: it runs only when a shard has more flights at once
- * than its table holds.
+ * engine_map.c - a shard's map gets its table, or a larger one (map.h has
+ * the rest). Out of line: it runs only when a shard has more flights at
+ * once than its table holds.
  */
 #include "engine.h"
 
 #include <stdlib.h>
 
+enum { FIRST_TABLE = 8 };
+
 bool sc__map_grow(struct shard *s)
 {
-    unsigned size = s->mask + 1;
-    unsigned bigger = size < 8 ? 8 : 2 * size;
+    unsigned size = s->table != NULL ? s->mask + 1 : 0;
+    unsigned bigger = size != 0 ? 2 * size : FIRST_TABLE;
     if (bigger <= size) /* unsigned overflow: 2^31 slots are enough */
         return false;
     struct call **t = calloc(bigger, sizeof(struct call *));
     if (t == NULL)
         return false;
     for (unsigned i = 0; i < size; i++) {
-        struct call *c = s->slots[i];
+        struct call *c = s->table[i];
         if (c == NULL)
             continue;
         unsigned j = c->hash & (bigger - 1);
@@ -25,9 +27,8 @@ bool sc__map_grow(struct shard *s)
             j = (j + 1) & (bigger - 1);
         t[j] = c;
     }
-    if (s->slots != s->inline_slots)
-        free(s->slots);
-    s->slots = t;
+    free(s->table);
+    s->table = t;
     s->mask = bigger - 1;
     return true;
 }

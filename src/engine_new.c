@@ -42,8 +42,6 @@ static int shard_init(struct shard *s, const sc_options *o,
     int rc = make_spinning_lock(&s->lock);
     if (rc != 0)
         return rc;
-    s->slots = s->inline_slots;
-    s->mask = INLINE_SLOTS - 1;
     s->opts = *o;
     s->stride = stride;
     s->first = first;
@@ -52,8 +50,7 @@ static int shard_init(struct shard *s, const sc_options *o,
 
 static void shard_fini(struct shard *s)
 {
-    if (s->slots != s->inline_slots)
-        free(s->slots);
+    free(s->table);
     sc__free_call(s->spare);
     pthread_mutex_destroy(&s->lock);
 }
@@ -134,7 +131,7 @@ int sc__engine_free(sc_group *g)
     for (unsigned i = 0; i < e->nshards; i++) {
         struct shard *s = &e->shards[i];
         shard_lock(s);
-        busy |= s->records != 0 || s->stats.in_flight != 0;
+        busy |= s->records != 0 || shard_in_flight(s) != 0;
         shard_unlock(s);
     }
     pthread_mutex_lock(&e->threads.lock);
