@@ -36,10 +36,14 @@ static bool unref(struct call *c)
 }
 
 /* Changes c's state. Followers asleep on the word are woken by the next
- * leave, once the lock is released. */
+ * leave, once the lock is released. A record on its leader's stack has
+ * no followers, so nothing reads its word: no store, and no annotation,
+ * which DRD would keep for the address after the frame is gone. */
 void sc__publish(struct call *c, enum state s)
 {
     c->state = s;
+    if (c->on_stack)
+        return;
     unsigned w = atomic_load_explicit(&c->word, memory_order_relaxed);
     ANNOTATE_HAPPENS_BEFORE(&c->word);
     atomic_store_explicit(&c->word, ((w >> 2) + 1) << 2 | s,
