@@ -98,9 +98,10 @@ SC_API int sc_free(sc_group *g);
  * Calls fn(arg, &v) for key, unless a call for an equal key is already in
  * flight in g, in which case it waits for that call and shares its result.
  *
- * key is any NUL-terminated string shorter than 4 GiB, "" included. The
- * flight keeps a copy, so no pointer to the caller's buffer outlives the
- * call; the buffer must not change while the call runs.
+ * key is any NUL-terminated string shorter than 4 GiB, "" included. No
+ * pointer to the caller's buffer outlives the call: a flight that others
+ * may join keeps a copy (the port's always; the engine's once a second
+ * caller joins). The buffer must not change while the call runs.
  *
  * Returns:
  *   0           *val is the flight's value.
@@ -108,7 +109,9 @@ SC_API int sc_free(sc_group *g);
  *               and *val is whatever fn stored (NULL if nothing).
  *   -EINVAL     g, key, fn or val is NULL, or key is 4 GiB or longer.
  *   -ENOMEM     no memory for the call record, its condition variable or
- *               a larger map.
+ *               a larger map. On a group of the engine, a leader needs
+ *               memory only for a larger map, and the first caller to
+ *               join a flight needs it for the flight's record.
  * On -EINVAL and -ENOMEM fn was not run and *val is untouched.
  *
  * Ownership: every caller of a flight receives the same pointer. It is
