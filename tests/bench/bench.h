@@ -44,6 +44,25 @@ void samples_free(struct samples *s);
 /* CLOCK_MONOTONIC, in ns: one clock for every process of the machine. */
 double now_ns(void);
 
+/* One run of a loop on 1 or 2 threads: ns a call, from the earliest start
+ * to the latest end, and the share of that span in which both threads ran
+ * (1 on one thread). */
+struct timed {
+    double ns, overlap;
+};
+/* Runs calls(ctx[i], n) on each of `threads` (1 or 2) threads, released
+ * together; each thread times itself (limits.c). */
+struct timed run_timed(int threads, long n, void (*calls)(void *, long),
+                       void *ctx[]);
+
+/* A two-thread run beside a one-thread run of the same loop. */
+struct scaling {
+    double speedup; /* one thread's ns a call over two threads' */
+    double overlap; /* of the two-thread run */
+    double two_ns;  /* the two-thread run's ns a call */
+};
+struct scaling scaling_of(struct timed one, struct timed two);
+
 /* limits.c. Each returns ns: per pair, per allocation, per hash; a
  * wake-all fills latency (ns from the wake call to the last waiter running)
  * for each of rounds rounds. */
@@ -51,8 +70,8 @@ double limit_lock_pair(long n);
 double limit_malloc_free(long n, unsigned size);
 double limit_hash8(long n);
 /* The speed-up of W1's primitives on two threads over one, with nothing
- * shared: the most W3 can reach. */
-double limit_parallel(long n);
+ * shared: the most W3 can reach. n calls on each thread. */
+struct scaling limit_parallel(long n);
 /* The same loop, n calls on each of 1 or 2 threads, untimed: for perf. */
 void limit_own_calls(long n, int threads);
 void limit_futex_wake_all(int rounds, struct figure *latency);

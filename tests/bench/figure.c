@@ -85,3 +85,8 @@ void samples_free(struct samples *s)
     free(s->v);
     *s = (struct samples){0};
 }
+
+struct scaling scaling_of(struct timed one, struct timed two)
+{
+    return (struct scaling){one.ns / two.ns, two.overlap, two.ns};
+}
