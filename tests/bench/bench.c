@@ -325,24 +325,25 @@ static const char *cell(const struct figure *f, double scale, char *buf,
     return buf;
 }
 
+/* The columns of the table: a label, a cell for each kind of group, a
+ * limit, a ratio, a target. */
+#define LINE "%-28s %-16s %-16s %-16s %5s %6s  %s\n"
+
 /* One line: a label, a figure for each kind of group (NULL: none), and a
  * limit with the ratio of kind `of` to it (limit 0: none). */
 static void row(const char *label, const struct figure *f[KINDS], double scale,
                 double limit, enum kind of, const char *target)
 {
-    printf("%-28s", label);
-    for (int k = 0; k < KINDS; k++) {
-        char c[40] = "-";
+    char c[KINDS][40] = {"-", "-", "-"};
+    for (int k = 0; k < KINDS; k++)
         if (f[k] != NULL)
-            cell(f[k], scale, c, sizeof c);
-        printf(" %-16s", c);
-    }
+            cell(f[k], scale, c[k], sizeof c[k]);
     char l[16] = "", r[16] = "";
     if (limit > 0) {
         snprintf(l, sizeof l, "%.0f", limit / scale);
         snprintf(r, sizeof r, "%.2fx", fig_median(f[of]) / limit);
     }
-    printf(" %5s %6s  %s\n", l, r, target);
+    printf(LINE, label, c[0], c[1], c[2], l, r, target);
 }
 
 /* A line of single numbers, one per kind. */
@@ -355,6 +356,66 @@ static void plain_row(const char *label, const double v[KINDS], const char *fmt)
         printf(" %-16s", c);
     }
     putchar('\n');
+}
+
+/* A speed-up's median, in % or "?" when too few runs were trusted. */
+static const char *percent(const struct speedups *s, char *buf, size_t size)
+{
+    if (!speedups_trusted(s))
+        return "?";
+    snprintf(buf, size, "%.0f", fig_median(&s->speedup) * 100);
+    return buf;
+}
+
+/* A speed-up over a yardstick's, "0.57x", or "?" if either is untrusted. */
+static const char *over(const struct speedups *s, const struct speedups *by,
+                        char *buf, size_t size)
+{
+    if (!speedups_trusted(s) || !speedups_trusted(by))
+        return "?";
+    snprintf(buf, size, "%.2fx",
+             fig_median(&s->speedup) / fig_median(&by->speedup));
+    return buf;
+}
+
+/* W3's lines: ns a call and the speed-up for each kind (the trusted runs
+ * only), and the 16 shards' speed-up against two threads sharing nothing. */
+static void w3_rows(const struct speedups w3[KINDS],
+                    const struct speedups *parallel)
+{
+    char ns[KINDS][40], up[KINDS][40], l[16], r[16];
+    for (int k = 0; k < KINDS; k++) {
+        bool ok = speedups_trusted(&w3[k]);
+        snprintf(ns[k], sizeof ns[k], "?");
+        snprintf(up[k], sizeof up[k], "?");
+        if (ok) {
+            cell(&w3[k].two_ns, 1, ns[k], sizeof ns[k]);
+            cell(&w3[k].speedup, 0.01, up[k], sizeof up[k]);
+        }
+    }
+    printf(LINE, "W3 2 threads, ns a call", ns[0], ns[1], ns[2], "", "", "");
+    printf(LINE, "W3 speed-up over W1, %", up[0], up[1], up[2],
+           percent(parallel, l, sizeof l),
+           over(&w3[SHARDED], parallel, r, sizeof r), ">= 160%");
+}
+
+static const char *const kind_name[KINDS] = {"port", "engine",
+                                             "engine, 16 shards"};
+
+/* A note under the table for a speed-up with doubtful runs. */
+static bool doubts(const char *what, const struct speedups *s)
+{
+    if (s->doubtful == 0 && speedups_trusted(s))
+        return false;
+    printf("  %s: %d of %d runs set aside, ", what, s->doubtful, s->runs);
+    if (speedups_trusted(s))
+        printf("each run again; %d of %d repetitions kept\n", s->speedup.n,
+               s->reps);
+    else
+        printf("only %d of %d repetitions trusted: shown as ?\n", s->speedup.n,
+               s->reps);
+    printf("    (%s)\n", s->why);
+    return true;
 }
 
 struct config {
@@ -390,19 +451,26 @@ static double w2_traced(sc_group *g, long n)
 
 /* The machine's limits, each repeated. */
 struct limits {
-    struct figure lock, alloc, hash, parallel, futex, cond;
+    struct figure lock, alloc, hash, futex, cond;
+    struct speedups parallel;
     double w1_sum; /* two lock pairs, an allocation, a hash */
 };
 
+static struct scaling parallel_scaling(void *n)
+{
+    return limit_parallel(*(long *)n);
+}
+
 static void measure_limits(const struct config *c, struct limits *m)
 {
+    /* calls on each thread, as W3 makes: runs of 100,000 calls of 27 ns
+     * are 3 ms, and a half of that left too little to outlast a tick */
+    long each = c->calls;
     for (int r = 0; r < c->reps; r++) {
         fig_add(&m->lock, limit_lock_pair(c->calls));
         fig_add(&m->alloc, limit_malloc_free(c->calls, 160));
         fig_add(&m->hash, limit_hash8(c->calls));
-        /* calls on each thread, as W3 makes: runs of 100,000 calls of 27 ns
-         * are 3 ms, and a half of that left too little to outlast a tick */
-        fig_add(&m->parallel, limit_parallel(c->calls).speedup);
+        speedups_add(&m->parallel, parallel_scaling, &each);
     }
     limit_futex_wake_all(c->flights, &m->futex);
     limit_cond_broadcast(c->flights, &m->cond);
@@ -410,22 +478,61 @@ static void measure_limits(const struct config *c, struct limits *m)
         2 * fig_median(&m->lock) + fig_median(&m->alloc) + fig_median(&m->hash);
 }
 
+/* The machine's section, after the table. */
+static void machine(const struct limits *m)
+{
+    char buf[40];
+    printf("\nthe machine: median [min-max]\n");
+    printf("  %-46s %s\n", "mutex lock+unlock (2 threads alive), ns",
+           cell(&m->lock, 1, buf, sizeof buf));
+    printf("  %-46s %s\n", "malloc+free of 160 bytes, ns",
+           cell(&m->alloc, 1, buf, sizeof buf));
+    printf("  %-46s %s\n", "hash of an 8-byte key (uthash), ns",
+           cell(&m->hash, 1, buf, sizeof buf));
+    printf("  %-46s %.1f\n", "W1's limit: 2 lock pairs+malloc+hash, ns",
+           m->w1_sum);
+    char pct[40] = "?";
+    if (speedups_trusted(&m->parallel))
+        cell(&m->parallel.speedup, 0.01, pct, sizeof pct);
+    printf("  %-46s %s\n", "2 threads sharing nothing: speed-up, %", pct);
+    printf("  %-46s %s  p90 %.0f\n", "futex wake-all of 63 threads, us",
+           cell(&m->futex, 1e3, buf, sizeof buf),
+           fig_quantile(&m->futex, 0.9) / 1e3);
+    printf("  %-46s %s  p90 %.0f\n", "cond broadcast to 63 threads, us",
+           cell(&m->cond, 1e3, buf, sizeof buf),
+           fig_quantile(&m->cond, 0.9) / 1e3);
+}
+
+/* What was measured and not trusted, under the table. */
+static void notes(const struct speedups w3[KINDS], const struct limits *m)
+{
+    printf("\ntwo-thread runs set aside (speed-up above 200%%, or the threads "
+           "together for less\nthan 90%% of the run):\n");
+    char what[64];
+    bool any = false;
+    for (int k = 0; k < KINDS; k++) {
+        snprintf(what, sizeof what, "W3, %s", kind_name[k]);
+        any |= doubts(what, &w3[k]);
+    }
+    any |= doubts("2 threads sharing nothing", &m->parallel);
+    if (!any)
+        printf("  none\n");
+}
+
 static void table(const struct config *c, const char *ir)
 {
     struct limits m = {0};
     measure_limits(c, &m);
-    struct figure w[4][KINDS] = {0}; /* W1, W2, W3, W3's speed-up */
+    struct figure w[2][KINDS] = {0}; /* W1, W2 */
+    struct speedups w3[KINDS] = {0};
     struct figure wake[KINDS] = {0}, flight[KINDS] = {0};
     double follower_allocs[KINDS], idle[KINDS], in_flight[KINDS];
     for (int k = 0; k < KINDS; k++) {
         repeat(c, &w[0][k], w1_fresh, (enum kind)k);
         repeat(c, &w[1][k], w2, (enum kind)k);
         struct w3_rep rep = {(enum kind)k, c->calls};
-        for (int r = 0; r < c->reps; r++) {
-            struct scaling sc = w3_scaling(&rep);
-            fig_add(&w[2][k], sc.two_ns);
-            fig_add(&w[3][k], sc.speedup);
-        }
+        for (int r = 0; r < c->reps; r++)
+            speedups_add(&w3[k], w3_scaling, &rep);
         atomic_store(&counting, true);
         follower_allocs[k] = w4((enum kind)k, c->flights, &wake[k], &flight[k]);
         atomic_store(&counting, false);
@@ -440,8 +547,8 @@ static void table(const struct config *c, const char *ir)
     printf("sharedcalls bench: median [min-max] of %d runs of %ld calls "
            "(W4: %d flights); 8-byte keys\n\n",
            c->reps, c->calls, c->flights);
-    printf("%-28s %-16s %-16s %-16s %5s %6s  %s\n", "", "port", "engine",
-           "engine, 16 shards", "limit", "ratio", "target");
+    printf(LINE, "", kind_name[0], kind_name[1], kind_name[2], "limit", "ratio",
+           "target");
     const struct figure *r[KINDS];
 #define ROW(label, fig, scale, limit, of, target)                              \
     do {                                                                       \
@@ -451,9 +558,7 @@ static void table(const struct config *c, const char *ir)
     } while (0)
     ROW("W1 new key each call, ns", w[0], 1, m.w1_sum, ENGINE, "<= 2x");
     ROW("W2 one key, ns", w[1], 1, 0, ENGINE, "");
-    ROW("W3 2 threads, ns a call", w[2], 1, 0, SHARDED, "");
-    ROW("W3 speed-up over W1, %", w[3], 0.01, fig_median(&m.parallel), SHARDED,
-        ">= 160%");
+    w3_rows(w3, &m.parallel);
     ROW("W4 wake 63 followers, us", wake, 1e3, fig_median(&m.futex), ENGINE,
         "<= 1.5x");
     double p90[KINDS];
@@ -470,25 +575,8 @@ static void table(const struct config *c, const char *ir)
     plain_row("bytes, an idle group", idle, "%.0f");
     plain_row("bytes a call in flight", in_flight, "%.0f");
     plain_row("allocations a follower", follower_allocs, "%.2f");
-
-    char buf[40];
-    printf("\nthe machine: median [min-max]\n");
-    printf("  %-42s %s\n", "mutex lock+unlock (2 threads alive), ns",
-           cell(&m.lock, 1, buf, sizeof buf));
-    printf("  %-42s %s\n", "malloc+free of 160 bytes, ns",
-           cell(&m.alloc, 1, buf, sizeof buf));
-    printf("  %-42s %s\n", "hash of an 8-byte key (uthash), ns",
-           cell(&m.hash, 1, buf, sizeof buf));
-    printf("  %-42s %.1f\n", "W1's limit: 2 lock pairs+malloc+hash, ns",
-           m.w1_sum);
-    printf("  %-42s %s\n", "2 threads sharing nothing: speed-up, %",
-           cell(&m.parallel, 0.01, buf, sizeof buf));
-    printf("  %-42s %s  p90 %.0f\n", "futex wake-all of 63 threads, us",
-           cell(&m.futex, 1e3, buf, sizeof buf),
-           fig_quantile(&m.futex, 0.9) / 1e3);
-    printf("  %-42s %s  p90 %.0f\n", "cond broadcast to 63 threads, us",
-           cell(&m.cond, 1e3, buf, sizeof buf),
-           fig_quantile(&m.cond, 0.9) / 1e3);
+    notes(w3, &m);
+    machine(&m);
 }
 
 int main(int argc, char **argv)

@@ -63,6 +63,21 @@ struct scaling {
 };
 struct scaling scaling_of(struct timed one, struct timed two);
 
+/* Repetitions of a scaling, each checked before it counts: a speed-up above
+ * two cores' worth, or two threads that ran apart for much of the run, make
+ * a run doubtful. A doubtful run is set aside, described in why, and run
+ * again, a few times at most. */
+struct speedups {
+    struct figure speedup, two_ns; /* the trusted runs */
+    int reps;                      /* repetitions asked for */
+    int runs, doubtful;            /* all runs, and those set aside */
+    char why[88];                  /* "overlap 71%, speed-up 240%" */
+};
+void speedups_add(struct speedups *s, struct scaling (*run)(void *ctx),
+                  void *ctx);
+/* Whether enough repetitions were trusted for a median to mean anything. */
+bool speedups_trusted(const struct speedups *s);
+
 /* limits.c. Each returns ns: per pair, per allocation, per hash; a
  * wake-all fills latency (ns from the wake call to the last waiter running)
  * for each of rounds rounds. */

@@ -7,6 +7,7 @@
 
 #include "bench.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -89,4 +90,57 @@ void samples_free(struct samples *s)
 struct scaling scaling_of(struct timed one, struct timed two)
 {
     return (struct scaling){one.ns / two.ns, two.overlap, two.ns};
+}
+
+/* Two cores give at most twice one core's rate: a higher speed-up means
+ * the one-thread run was slowed down, or the two-thread run's clock
+ * readings missed part of it. */
+#define SPEEDUP_MAX 2.0
+/* The threads are released by one barrier, whose wake-up skew is some
+ * microseconds against runs of milliseconds: an undisturbed run overlaps
+ * 99% or more. Below 90%, one thread ran alone for a tenth of the span or
+ * more (the other was descheduled, or started late), so the figure is part
+ * one-thread; a tenth is also the size of difference the ratio column's
+ * target of 0.9x is about. */
+#define OVERLAP_MIN 0.9
+/* Runs of one repetition at most: a doubtful run is run again twice. */
+enum { RUNS_A_REP = 3 };
+
+static void note_doubt(struct speedups *s, struct scaling sc)
+{
+    size_t used = strlen(s->why);
+    /* a reason takes 17 characters at most: room is left for ", ..." */
+    if (used + 24 >= sizeof s->why) {
+        if (strstr(s->why, "...") == NULL)
+            strcat(s->why, ", ...");
+        return; /* the count says how many */
+    }
+    if (sc.overlap < OVERLAP_MIN)
+        snprintf(s->why + used, sizeof s->why - used, "%soverlap %.0f%%",
+                 used > 0 ? ", " : "", sc.overlap * 100);
+    else
+        snprintf(s->why + used, sizeof s->why - used, "%sspeed-up %.0f%%",
+                 used > 0 ? ", " : "", sc.speedup * 100);
+}
+
+void speedups_add(struct speedups *s, struct scaling (*run)(void *ctx),
+                  void *ctx)
+{
+    s->reps++;
+    for (int i = 0; i < RUNS_A_REP; i++) {
+        struct scaling sc = run(ctx);
+        s->runs++;
+        if (sc.speedup <= SPEEDUP_MAX && sc.overlap >= OVERLAP_MIN) {
+            fig_add(&s->speedup, sc.speedup);
+            fig_add(&s->two_ns, sc.two_ns);
+            return;
+        }
+        s->doubtful++;
+        note_doubt(s, sc);
+    }
+}
+
+bool speedups_trusted(const struct speedups *s)
+{
+    return s->speedup.n > 0 && 2 * s->speedup.n >= s->reps;
 }
