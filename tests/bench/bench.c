@@ -8,6 +8,8 @@
  *                                                   with SHARDS, for perf
  *   build/bench/bench --loop OWN CALLS THREADS      W1's primitives, nothing
  *                                                   shared, on 1 or 2 threads
+ *   build/bench/bench --loop SHARED CALLS THREADS   the same, writing one of
+ *                                                   16 shared lines a call
  *
  * Keys are 8 bytes, fn returns a constant. Each figure is the median of
  * repeated runs, with the minimum and maximum; scripts/bench.sh runs the
@@ -379,9 +381,11 @@ static const char *over(const struct speedups *s, const struct speedups *by,
 }
 
 /* W3's lines: ns a call and the speed-up for each kind (the trusted runs
- * only), and the 16 shards' speed-up against two threads sharing nothing. */
+ * only), the 16 shards' speed-up against two threads sharing nothing (the
+ * target) and against one shared line a call. */
 static void w3_rows(const struct speedups w3[KINDS],
-                    const struct speedups *parallel)
+                    const struct speedups *parallel,
+                    const struct speedups *shared)
 {
     char ns[KINDS][40], up[KINDS][40], l[16], r[16];
     for (int k = 0; k < KINDS; k++) {
@@ -397,6 +401,9 @@ static void w3_rows(const struct speedups w3[KINDS],
     printf(LINE, "W3 speed-up over W1, %", up[0], up[1], up[2],
            percent(parallel, l, sizeof l),
            over(&w3[SHARDED], parallel, r, sizeof r), ">= 160%");
+    printf(LINE, "  16 shards / 1 shared line", "", "", "",
+           percent(shared, l, sizeof l),
+           over(&w3[SHARDED], shared, r, sizeof r), "");
 }
 
 static const char *const kind_name[KINDS] = {"port", "engine",
@@ -452,13 +459,18 @@ static double w2_traced(sc_group *g, long n)
 /* The machine's limits, each repeated. */
 struct limits {
     struct figure lock, alloc, hash, futex, cond;
-    struct speedups parallel;
+    struct speedups parallel, shared;
     double w1_sum; /* two lock pairs, an allocation, a hash */
 };
 
 static struct scaling parallel_scaling(void *n)
 {
     return limit_parallel(*(long *)n);
+}
+
+static struct scaling shared_scaling(void *n)
+{
+    return limit_shared_line(*(long *)n);
 }
 
 static void measure_limits(const struct config *c, struct limits *m)
@@ -471,6 +483,7 @@ static void measure_limits(const struct config *c, struct limits *m)
         fig_add(&m->alloc, limit_malloc_free(c->calls, 160));
         fig_add(&m->hash, limit_hash8(c->calls));
         speedups_add(&m->parallel, parallel_scaling, &each);
+        speedups_add(&m->shared, shared_scaling, &each);
     }
     limit_futex_wake_all(c->flights, &m->futex);
     limit_cond_broadcast(c->flights, &m->cond);
@@ -481,7 +494,7 @@ static void measure_limits(const struct config *c, struct limits *m)
 /* The machine's section, after the table. */
 static void machine(const struct limits *m)
 {
-    char buf[40];
+    char buf[40], pct[2][40];
     printf("\nthe machine: median [min-max]\n");
     printf("  %-46s %s\n", "mutex lock+unlock (2 threads alive), ns",
            cell(&m->lock, 1, buf, sizeof buf));
@@ -491,10 +504,15 @@ static void machine(const struct limits *m)
            cell(&m->hash, 1, buf, sizeof buf));
     printf("  %-46s %.1f\n", "W1's limit: 2 lock pairs+malloc+hash, ns",
            m->w1_sum);
-    char pct[40] = "?";
-    if (speedups_trusted(&m->parallel))
-        cell(&m->parallel.speedup, 0.01, pct, sizeof pct);
-    printf("  %-46s %s\n", "2 threads sharing nothing: speed-up, %", pct);
+    const struct speedups *two[2] = {&m->parallel, &m->shared};
+    for (int i = 0; i < 2; i++) {
+        snprintf(pct[i], sizeof pct[i], "?");
+        if (speedups_trusted(two[i]))
+            cell(&two[i]->speedup, 0.01, pct[i], sizeof pct[i]);
+    }
+    printf("  %-46s %s\n", "2 threads sharing nothing: speed-up, %", pct[0]);
+    printf("  %-46s %s\n", "2 threads, one shared line a call: speed-up, %",
+           pct[1]);
     printf("  %-46s %s  p90 %.0f\n", "futex wake-all of 63 threads, us",
            cell(&m->futex, 1e3, buf, sizeof buf),
            fig_quantile(&m->futex, 0.9) / 1e3);
@@ -515,6 +533,7 @@ static void notes(const struct speedups w3[KINDS], const struct limits *m)
         any |= doubts(what, &w3[k]);
     }
     any |= doubts("2 threads sharing nothing", &m->parallel);
+    any |= doubts("2 threads, one shared line", &m->shared);
     if (!any)
         printf("  none\n");
 }
@@ -558,7 +577,7 @@ static void table(const struct config *c, const char *ir)
     } while (0)
     ROW("W1 new key each call, ns", w[0], 1, m.w1_sum, ENGINE, "<= 2x");
     ROW("W2 one key, ns", w[1], 1, 0, ENGINE, "");
-    w3_rows(w3, &m.parallel);
+    w3_rows(w3, &m.parallel, &m.shared);
     ROW("W4 wake 63 followers, us", wake, 1e3, fig_median(&m.futex), ENGINE,
         "<= 1.5x");
     double p90[KINDS];
@@ -599,6 +618,10 @@ int main(int argc, char **argv)
             limit_own_calls(atol(argv[3]), atoi(argv[4]));
             return 0;
         }
+        if (strcmp(argv[2], "SHARED") == 0) {
+            limit_shared_calls(atol(argv[3]), atoi(argv[4]));
+            return 0;
+        }
         sc_options o = {.shards = (unsigned)atoi(argv[4])};
         sc_group *g = sc_new_with(&o);
         long n = atol(argv[3]);
@@ -622,7 +645,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: bench [--quick] [--ir W1,W2]\n"
                             "       bench --callgrind W1|W2 CALLS\n"
                             "       bench --loop W1|W3 CALLS SHARDS\n"
-                            "       bench --loop OWN CALLS THREADS\n");
+                            "       bench --loop OWN|SHARED CALLS THREADS\n");
             return 2;
         }
     }

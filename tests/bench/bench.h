@@ -89,6 +89,11 @@ double limit_hash8(long n);
 struct scaling limit_parallel(long n);
 /* The same loop, n calls on each of 1 or 2 threads, untimed: for perf. */
 void limit_own_calls(long n, int threads);
+/* The same primitives, but the lock and the fields it guards are on one of
+ * 16 lines shared by both threads, picked by the key's hash: what any
+ * singleflight with one shared map pays to publish a flight. */
+struct scaling limit_shared_line(long n);
+void limit_shared_calls(long n, int threads);
 void limit_futex_wake_all(int rounds, struct figure *latency);
 void limit_cond_broadcast(int rounds, struct figure *latency);
 

@@ -198,6 +198,79 @@ struct scaling limit_parallel(long n)
     return scaling_of(own_run(n, 1), own_run(n, 2));
 }
 
+/* One shared line a call. A singleflight with one map for all threads
+ * publishes each leader's flight at a place picked by the key's hash, so a
+ * call writes a line the other core wrote last about half of the time. The
+ * same primitives as own_calls, but the lock (adaptive, as a kit would
+ * pick for short critical sections) and the fields it guards are on one of
+ * 16 lines both threads share, picked by the hash of a key that changes
+ * each call: the floor of such a design, below any map's own work. */
+enum { SHARED_LINES = 16 };
+
+struct shared_line {
+    _Alignas(64) pthread_mutex_t lock;
+    unsigned sum;
+    long calls;
+};
+
+struct sharer {
+    _Alignas(64) struct shared_line *lines; /* its own line: no false share */
+    char first;                             /* its key space */
+};
+
+static void shared_calls(void *ctx, long n)
+{
+    struct sharer *s = ctx;
+    char key[8] = "k0000000";
+    key[0] = s->first;
+    for (long i = 0; i < n; i++) {
+        key[6] = (char)('0' + ((i >> 6) & 63));
+        key[7] = (char)('0' + (i & 63));
+        unsigned h;
+        HASH_VALUE(key, sizeof key, h);
+        struct shared_line *l = &s->lines[h % SHARED_LINES];
+        pthread_mutex_lock(&l->lock);
+        void *p = malloc(160);
+        __asm__ volatile("" : : "r"(p) : "memory");
+        l->calls++;
+        pthread_mutex_unlock(&l->lock);
+        pthread_mutex_lock(&l->lock);
+        l->sum += h;
+        pthread_mutex_unlock(&l->lock);
+        free(p);
+    }
+}
+
+static struct timed shared_run(long n, int threads)
+{
+    struct shared_line *lines = aligned_alloc(64, SHARED_LINES * sizeof *lines);
+    pthread_mutexattr_t adaptive;
+    pthread_mutexattr_init(&adaptive);
+    pthread_mutexattr_settype(&adaptive, PTHREAD_MUTEX_ADAPTIVE_NP);
+    for (int i = 0; i < SHARED_LINES; i++) {
+        lines[i] = (struct shared_line){.calls = 0};
+        pthread_mutex_init(&lines[i].lock, &adaptive);
+    }
+    struct sharer s[2] = {{lines, 'a'}, {lines, 'b'}};
+    void *ctx[2] = {&s[0], &s[1]};
+    struct timed t = run_timed(threads, n, shared_calls, ctx);
+    for (int i = 0; i < SHARED_LINES; i++)
+        pthread_mutex_destroy(&lines[i].lock);
+    pthread_mutexattr_destroy(&adaptive);
+    free(lines);
+    return t;
+}
+
+void limit_shared_calls(long n, int threads)
+{
+    shared_run(n, threads == 2 ? 2 : 1);
+}
+
+struct scaling limit_shared_line(long n)
+{
+    return scaling_of(shared_run(n, 1), shared_run(n, 2));
+}
+
 /* Rounds of wake-alls, shaped as W4 is: WAITERS + 1 threads meet at a
  * barrier; one of them wakes the others, which sleep on one futex word
  * (or one condition variable); each notes when it runs again, and all
