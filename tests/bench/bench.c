@@ -400,7 +400,7 @@ static void w3_rows(const struct speedups w3[KINDS],
     printf(LINE, "W3 2 threads, ns a call", ns[0], ns[1], ns[2], "", "", "");
     printf(LINE, "W3 speed-up over W1, %", up[0], up[1], up[2],
            percent(parallel, l, sizeof l),
-           over(&w3[SHARDED], parallel, r, sizeof r), ">= 160%");
+           over(&w3[SHARDED], parallel, r, sizeof r), ">= 0.9x");
     printf(LINE, "  16 shards / 1 shared line", "", "", "",
            percent(shared, l, sizeof l),
            over(&w3[SHARDED], shared, r, sizeof r), "");
@@ -575,7 +575,7 @@ static void table(const struct config *c, const char *ir)
             r[k] = &(fig)[k];                                                  \
         row(label, r, scale, limit, of, target);                               \
     } while (0)
-    ROW("W1 new key each call, ns", w[0], 1, m.w1_sum, ENGINE, "<= 2x");
+    ROW("W1 new key each call, ns", w[0], 1, m.w1_sum, ENGINE, "<= 1.5x");
     ROW("W2 one key, ns", w[1], 1, 0, ENGINE, "");
     w3_rows(w3, &m.parallel, &m.shared);
     ROW("W4 wake 63 followers, us", wake, 1e3, fig_median(&m.futex), ENGINE,
@@ -589,8 +589,10 @@ static void table(const struct config *c, const char *ir)
     const struct figure *hooked[KINDS] = {NULL, &hook, NULL};
     row("W2 with a trace hook, ns", hooked, 1, fig_median(&w[1][ENGINE]),
         ENGINE, "");
-    printf("%-28s %-16s %-16s\n", "instructions a call W1, W2", "-",
-           ir != NULL ? ir : "(make bench)");
+    /* issue 17's target for a call's instructions, the one figure here
+     * that does not move with the machine's load */
+    printf(LINE, "instructions a call W1, W2", "-",
+           ir != NULL ? ir : "(make bench)", "-", "", "", "<= 600");
     plain_row("bytes, an idle group", idle, "%.0f");
     plain_row("bytes a call in flight", in_flight, "%.0f");
     plain_row("allocations a follower", follower_allocs, "%.2f");
