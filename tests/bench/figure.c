@@ -112,12 +112,13 @@ static void note_doubt(struct speedups *s, struct scaling sc)
     /* a reason takes 17 characters at most: room is left for ", ..." */
     if (used + 24 >= sizeof s->why) {
         if (strstr(s->why, "...") == NULL)
-            strcat(s->why, ", ...");
+            snprintf(s->why + used, sizeof s->why - used, ", ...");
         return; /* the count says how many */
     }
     if (sc.overlap < OVERLAP_MIN)
-        snprintf(s->why + used, sizeof s->why - used, "%soverlap %.0f%%",
-                 used > 0 ? ", " : "", sc.overlap * 100);
+        snprintf(s->why + used, sizeof s->why - used, "%soverlap %d%%",
+                 used > 0 ? ", " : "",
+                 (int)(sc.overlap * 100)); /* 89.7% is below 90% */
     else
         snprintf(s->why + used, sizeof s->why - used, "%sspeed-up %.0f%%",
                  used > 0 ? ", " : "", sc.speedup * 100);
