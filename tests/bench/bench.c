@@ -524,8 +524,9 @@ static void machine(const struct limits *m)
 /* What was measured and not trusted, under the table. */
 static void notes(const struct speedups w3[KINDS], const struct limits *m)
 {
-    printf("\ntwo-thread runs set aside (speed-up above 200%%, or the threads "
-           "together for less\nthan 90%% of the run):\n");
+    printf("\ntwo-thread runs set aside (speed-up above 200%%, threads "
+           "together for less than 90%%\nof the run, or a thread preempted "
+           "and off its core for 10%% of it or more):\n");
     char what[64];
     bool any = false;
     for (int k = 0; k < KINDS; k++) {

@@ -45,10 +45,12 @@ void samples_free(struct samples *s);
 double now_ns(void);
 
 /* One run of a loop on 1 or 2 threads: ns a call, from the earliest start
- * to the latest end, and the share of that span in which both threads ran
- * (1 on one thread). */
+ * to the latest end; the share of that span in which both threads ran (1 on
+ * one thread); and the largest share of its own interval a thread spent
+ * without its core after the scheduler took it away (0 if it never did).
+ * Two threads time-sliced on one core overlap fully: only lost shows it. */
 struct timed {
-    double ns, overlap;
+    double ns, overlap, lost;
 };
 /* Runs calls(ctx[i], n) on each of `threads` (1 or 2) threads, released
  * together; each thread times itself (limits.c). */
@@ -59,6 +61,7 @@ struct timed run_timed(int threads, long n, void (*calls)(void *, long),
 struct scaling {
     double speedup; /* one thread's ns a call over two threads' */
     double overlap; /* of the two-thread run */
+    double lost;    /* the larger of the two runs' */
     double two_ns;  /* the two-thread run's ns a call */
 };
 struct scaling scaling_of(struct timed one, struct timed two);

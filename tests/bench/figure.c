@@ -89,7 +89,8 @@ void samples_free(struct samples *s)
 
 struct scaling scaling_of(struct timed one, struct timed two)
 {
-    return (struct scaling){one.ns / two.ns, two.overlap, two.ns};
+    double lost = one.lost > two.lost ? one.lost : two.lost;
+    return (struct scaling){one.ns / two.ns, two.overlap, lost, two.ns};
 }
 
 /* Two cores give at most twice one core's rate: a higher speed-up means
@@ -103,6 +104,10 @@ struct scaling scaling_of(struct timed one, struct timed two)
  * one-thread; a tenth is also the size of difference the ratio column's
  * target of 0.9x is about. */
 #define OVERLAP_MIN 0.9
+/* For the same reason, a run in which a thread was preempted and spent a
+ * tenth of its interval or more off its core (another process had it, or
+ * both threads shared one core) measured less than its threads' work. */
+#define LOST_MAX 0.1
 /* Runs of one repetition at most: a doubtful run is run again twice. */
 enum { RUNS_A_REP = 3 };
 
@@ -119,6 +124,9 @@ static void note_doubt(struct speedups *s, struct scaling sc)
         snprintf(s->why + used, sizeof s->why - used, "%soverlap %d%%",
                  used > 0 ? ", " : "",
                  (int)(sc.overlap * 100)); /* 89.7% is below 90% */
+    else if (sc.lost >= LOST_MAX)
+        snprintf(s->why + used, sizeof s->why - used, "%soff core %d%%",
+                 used > 0 ? ", " : "", (int)(sc.lost * 100));
     else
         snprintf(s->why + used, sizeof s->why - used, "%sspeed-up %.0f%%",
                  used > 0 ? ", " : "", sc.speedup * 100);
@@ -131,7 +139,8 @@ void speedups_add(struct speedups *s, struct scaling (*run)(void *ctx),
     for (int i = 0; i < RUNS_A_REP; i++) {
         struct scaling sc = run(ctx);
         s->runs++;
-        if (sc.speedup <= SPEEDUP_MAX && sc.overlap >= OVERLAP_MIN) {
+        if (sc.speedup <= SPEEDUP_MAX && sc.overlap >= OVERLAP_MIN &&
+            sc.lost < LOST_MAX) {
             fig_add(&s->speedup, sc.speedup);
             fig_add(&s->two_ns, sc.two_ns);
             return;

@@ -13,6 +13,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <uthash.h>
@@ -88,7 +90,24 @@ struct lane {
     atomic_int *ready; /* threads at the start line */
     int threads;
     double began, ended;
+    double lost; /* see struct timed */
 };
+
+/* This thread's CPU time, in ns, and the times the scheduler took its core
+ * away (involuntary context switches; waiting for a lock is voluntary). */
+static double cpu_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+static long preempted(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_THREAD, &u);
+    return u.ru_nivcsw;
+}
 
 /* Calls before the barrier, untimed: a new thread's first malloc makes its
  * arena, and the first calls fault in its stack and the loop's lines. */
@@ -104,9 +123,16 @@ static void *lane_run(void *arg)
     for (long spins = 1; atomic_load(l->ready) < l->threads; spins++)
         if (spins % 4096 == 0)
             sched_yield(); /* in case both were put on one core */
+    long switched = preempted();
+    double cpu = cpu_ns();
     l->began = now_ns();
     l->calls(l->ctx, l->n);
     l->ended = now_ns();
+    cpu = cpu_ns() - cpu;
+    /* a thread never preempted was off its core only by its own waits,
+     * which are part of the workload */
+    if (preempted() > switched && l->ended > l->began)
+        l->lost = 1 - cpu / (l->ended - l->began);
     return NULL;
 }
 
@@ -132,17 +158,18 @@ struct timed run_timed(int threads, long n, void (*calls)(void *, long),
     struct lane l[2];
     pthread_t t[2];
     for (int i = 0; i < threads; i++) {
-        l[i] = (struct lane){calls, ctx[i], n, &ready, threads, 0, 0};
+        l[i] = (struct lane){calls, ctx[i], n, &ready, threads, 0, 0, 0};
         pthread_create(&t[i], NULL, lane_run, &l[i]);
     }
-    double began = 0, ended = 0;
+    double began = 0, ended = 0, lost = 0;
     for (int i = 0; i < threads; i++) {
         pthread_join(t[i], NULL);
         began = i == 0 || l[i].began < began ? l[i].began : began;
         ended = l[i].ended > ended ? l[i].ended : ended;
+        lost = l[i].lost > lost ? l[i].lost : lost;
     }
     return (struct timed){(ended - began) / (double)(threads * n),
-                          overlap(l, threads)};
+                          overlap(l, threads), lost};
 }
 
 /* W1's primitives on one thread's own data: its own lock, its own
