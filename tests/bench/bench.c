@@ -14,6 +14,9 @@
  * Keys are 8 bytes, fn returns a constant. Each figure is the median of
  * repeated runs, with the minimum and maximum; scripts/bench.sh runs the
  * callgrind loops and passes their instructions per call in with --ir.
+ * A two-thread figure (W3, and the speed-ups of the machine's section)
+ * counts only the runs that pass figure.c's checks; a note under the
+ * table says how many did not, and why.
  */
 #define _GNU_SOURCE
 
