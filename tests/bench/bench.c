@@ -23,6 +23,7 @@
 #include "bench.h"
 #include "sharedcalls.h"
 
+#include <limits.h>
 #include <malloc.h> /* malloc_usable_size */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -176,6 +177,7 @@ struct fan {
     sc_group *g;
     enum kind kind;
     atomic_int arrived;          /* callers that are about to call */
+    atomic_llong first;          /* the earliest call */
     atomic_llong fn_end;         /* when fn returned */
     atomic_llong last;           /* the latest return */
     atomic_long follower_allocs; /* allocations made inside followers' calls */
@@ -187,6 +189,13 @@ static void latest(atomic_llong *at, long long t)
 {
     long long seen = atomic_load(at);
     while (t > seen && !atomic_compare_exchange_weak(at, &seen, t))
+        ;
+}
+
+static void earliest(atomic_llong *at, long long t)
+{
+    long long seen = atomic_load(at);
+    while (t < seen && !atomic_compare_exchange_weak(at, &seen, t))
         ;
 }
 
@@ -218,6 +227,7 @@ static void *fan_caller(void *arg)
         void *v;
         bool fresh;
         pthread_barrier_wait(&f->go);
+        earliest(&f->first, (long long)now_ns());
         atomic_fetch_add(&f->arrived, 1);
         long before = allocations;
         sc_do_ex(f->g, "fan-in!!", gather, f, &v, &fresh);
@@ -242,11 +252,13 @@ static double w4(enum kind k, int flights, struct figure *wake,
     for (int i = 0; i < flights; i++) {
         atomic_store(&f.arrived, 0);
         atomic_store(&f.last, 0);
+        atomic_store(&f.first, LLONG_MAX);
         pthread_barrier_wait(&f.go);
-        double t0 = now_ns();
+        /* the callers read the clock: main may run after they all return */
         pthread_barrier_wait(&f.end);
-        fig_add(wake, (double)(atomic_load(&f.last) - atomic_load(&f.fn_end)));
-        fig_add(flight, (double)atomic_load(&f.last) - t0);
+        long long last = atomic_load(&f.last);
+        fig_add(wake, (double)(last - atomic_load(&f.fn_end)));
+        fig_add(flight, (double)(last - atomic_load(&f.first)));
     }
     for (int i = 0; i <= WAITERS; i++)
         pthread_join(t[i], NULL);
