@@ -67,14 +67,14 @@ struct scaling {
 struct scaling scaling_of(struct timed one, struct timed two);
 
 /* Repetitions of a scaling, each checked before it counts: a speed-up above
- * two cores' worth, or two threads that ran apart for much of the run, make
- * a run doubtful. A doubtful run is set aside, described in why, and run
- * again, a few times at most. */
+ * two cores' worth, two threads that ran apart for much of the run, or a
+ * thread kept off its core by the scheduler make a run doubtful. A doubtful
+ * run is set aside, described in why, and run again, a few times at most. */
 struct speedups {
     struct figure speedup, two_ns; /* the trusted runs */
     int reps;                      /* repetitions asked for */
     int runs, doubtful;            /* all runs, and those set aside */
-    char why[88];                  /* "overlap 71%, speed-up 240%" */
+    char why[88]; /* "overlap 71%, off core 48%, speed-up 240%" */
 };
 void speedups_add(struct speedups *s, struct scaling (*run)(void *ctx),
                   void *ctx);

@@ -97,9 +97,9 @@ struct scaling scaling_of(struct timed one, struct timed two)
  * the one-thread run was slowed down, or the two-thread run's clock
  * readings missed part of it. */
 #define SPEEDUP_MAX 2.0
-/* The threads are released by one barrier, whose wake-up skew is some
- * microseconds against runs of milliseconds: an undisturbed run overlaps
- * 99% or more. Below 90%, one thread ran alone for a tenth of the span or
+/* The threads are released together (run_timed) and started within 3 us
+ * of each other here, against runs of 3 to 300 ms: undisturbed runs of the
+ * sharing-nothing loop overlapped 97 to 99.9%. Below 90%, one thread ran alone for a tenth of the span or
  * more (the other was descheduled, or started late), so the figure is part
  * one-thread; a tenth is also the size of difference the ratio column's
  * target of 0.9x is about. */

@@ -109,7 +109,7 @@ static long preempted(void)
     return u.ru_nivcsw;
 }
 
-/* Calls before the barrier, untimed: a new thread's first malloc makes its
+/* Calls before the release, untimed: a new thread's first malloc makes its
  * arena, and the first calls fault in its stack and the loop's lines. */
 enum { WARM_CALLS = 1000 };
 
