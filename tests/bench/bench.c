@@ -540,8 +540,8 @@ static void machine(const struct limits *m)
 static void notes(const struct speedups w3[KINDS], const struct limits *m)
 {
     printf("\ntwo-thread runs set aside (speed-up above 200%%, threads "
-           "together for less than 90%%\nof the run, or a thread preempted "
-           "and off its core for 10%% of it or more):\n");
+           "together for less than 80%%\nof the run, or a thread waiting for "
+           "a core 10%% of it or more):\n");
     char what[64];
     bool any = false;
     for (int k = 0; k < KINDS; k++) {

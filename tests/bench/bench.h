@@ -47,8 +47,9 @@ double now_ns(void);
 /* One run of a loop on 1 or 2 threads: ns a call, from the earliest start
  * to the latest end; the share of that span in which both threads ran (1 on
  * one thread); and the largest share of its own interval a thread spent
- * without its core after the scheduler took it away (0 if it never did).
- * Two threads time-sliced on one core overlap fully: only lost shows it. */
+ * runnable but without a core (the kernel's schedstat), not counting its
+ * own waits for a lock. Two threads time-sliced on one core overlap fully:
+ * only lost shows it. */
 struct timed {
     double ns, overlap, lost;
 };

@@ -11,6 +11,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -109,6 +110,32 @@ static long preempted(void)
     return u.ru_nivcsw;
 }
 
+/* The ns this thread has spent runnable but waiting for a core, the
+ * kernel's own count (schedstat's second field); -1 if it cannot be read. */
+static double waited_ns(void)
+{
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    if (f == NULL)
+        return -1;
+    double ran, waited;
+    int got = fscanf(f, "%lf %lf", &ran, &waited);
+    fclose(f);
+    return got == 2 ? waited : -1;
+}
+
+/* The share of a thread's interval it spent without its core though it
+ * could run. Where schedstat cannot be read: the CPU time it missed, if
+ * the scheduler preempted it at all (a thread never preempted was off its
+ * core only by its own waits, part of the workload), else none. */
+static double lost_share(double span, double waited, long switched, double cpu)
+{
+    if (span <= 0)
+        return 0;
+    if (waited >= 0)
+        return waited / span;
+    return switched > 0 ? 1 - cpu / span : 0;
+}
+
 /* Calls before the release, untimed: a new thread's first malloc makes its
  * arena, and the first calls fault in its stack and the loop's lines. */
 enum { WARM_CALLS = 1000 };
@@ -117,6 +144,8 @@ static void *lane_run(void *arg)
 {
     struct lane *l = arg;
     l->calls(l->ctx, WARM_CALLS);
+    /* read before the release: opening a file took tens of us */
+    double waited = waited_ns();
     atomic_fetch_add(l->ready, 1);
     /* spinning: a yield gave the core to another process for a time
      * slice now and then, and a start milliseconds late */
@@ -129,10 +158,10 @@ static void *lane_run(void *arg)
     l->calls(l->ctx, l->n);
     l->ended = now_ns();
     cpu = cpu_ns() - cpu;
-    /* a thread never preempted was off its core only by its own waits,
-     * which are part of the workload */
-    if (preempted() > switched && l->ended > l->began)
-        l->lost = 1 - cpu / (l->ended - l->began);
+    switched = preempted() - switched;
+    double after = waited_ns();
+    waited = waited >= 0 && after >= 0 ? after - waited : -1;
+    l->lost = lost_share(l->ended - l->began, waited, switched, cpu);
     return NULL;
 }
 
