@@ -605,7 +605,7 @@ static void table(const struct config *c, const char *ir)
     const struct figure *hooked[KINDS] = {NULL, &hook, NULL};
     row("W2 with a trace hook, ns", hooked, 1, fig_median(&w[1][ENGINE]),
         ENGINE, "");
-    /* issue 17's target for a call's instructions, the one figure here
+    /* the target for a call's instructions, the one figure here
      * that does not move with the machine's load */
     printf(LINE, "instructions a call W1, W2", "-",
            ir != NULL ? ir : "(make bench)", "-", "", "", "<= 600");
