@@ -181,19 +181,31 @@ static int descend(void *arg, void **val)
     return sc_do(n->g, n->keys[n->level], descend, n, val);
 }
 
+static void name_keys(struct nest *n)
+{
+    for (int i = 0; i < DEPTH; i++)
+        snprintf(n->keys[i], sizeof n->keys[i], "k%d", i);
+}
+
+/* The nested calls from the top, with allocation `point` failing. */
+static int descend_failing(struct nest *n, long point, void **v)
+{
+    n->level = 0;
+    arm(point);
+    int rc = sc_do(n->g, n->keys[0], descend, n, v);
+    disarm();
+    return rc;
+}
+
 static void map_growth_fails_cleanly(void)
 {
     struct nest n = {.g = sc_new()};
-    for (int i = 0; i < DEPTH; i++)
-        snprintf(n.keys[i], sizeof n.keys[i], "k%d", i);
+    name_keys(&n);
     long base = live_blocks(), points = 0;
     int rc;
     void *v;
     for (;; points++) {
-        n.level = 0;
-        arm(points);
-        rc = sc_do(n.g, n.keys[0], descend, &n, &v);
-        disarm();
+        rc = descend_failing(&n, points, &v);
         if (rc != -ENOMEM)
             break;
         CU_ASSERT_EQUAL(live_blocks(), base);
@@ -303,24 +315,21 @@ static void engine_leader_allocates_nothing(void)
 }
 
 /* Nested flights on an engine group of one shard keep DEPTH keys in its
- * map at once: the map moves from the shard's slots to ever larger tables.
+ * map at once: the map goes from the shard's first slot to ever larger
+ * tables.
  * Each growth that fails fails its leader's call with -ENOMEM, and every
  * call above it returns the error; nothing leaks, and the group works. */
 static void engine_map_growth_fails_cleanly(void)
 {
     struct nest n;
-    for (int i = 0; i < DEPTH; i++)
-        snprintf(n.keys[i], sizeof n.keys[i], "k%d", i);
+    name_keys(&n);
     long base = live_blocks(), points = 0;
     int rc;
     void *v;
     for (;; points++) {
         n.g = sc_new_with(NULL);
         CU_ASSERT_PTR_NOT_NULL_FATAL(n.g);
-        n.level = 0;
-        arm(points);
-        rc = sc_do(n.g, n.keys[0], descend, &n, &v);
-        disarm();
+        rc = descend_failing(&n, points, &v);
         if (rc != -ENOMEM)
             break;
         CU_ASSERT(n.level < DEPTH);
@@ -333,7 +342,7 @@ static void engine_map_growth_fails_cleanly(void)
     printf("(%ld failure points) ", points);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_EQUAL(n.level, DEPTH);
-    /* 2 slots, then tables of 8, 16, ... 512: 7 growths, no records */
+    /* slot0, then tables of 8, 16, ... 512: 7 growths, no records */
     CU_ASSERT_EQUAL(points, 7);
     tu_free_group(n.g);
     CU_ASSERT_EQUAL(live_blocks(), base);
