@@ -16,7 +16,8 @@
  *   engine_forget.c  sc_forget
  *   engine_stats.c   sc_stats
  *   engine_trace.c   telling the trace hook
- *   map.h, engine_map.c  a shard's map, in the shard's own cache lines
+ *   map.h, engine_map.c  a shard's map: its first slot in the shard's
+ *                    first cache line, the others in a table
  *   hash.h, gate.h   the key's hash; sleeping on a word and waking all
  *
  * A flight's life, as its record's state (changed only under the shard's
@@ -62,13 +63,14 @@ struct waiter {
 
 /*
  * One flight. A synchronous leader keeps its record on its own stack,
- * where no other core writes, and nothing is allocated for a call nobody
- * joins. The first follower to join moves it to the heap (promote() in
+ * where no other core writes, so a call nobody joins allocates no record.
+ * The first follower to join moves it to the heap (promote() in
  * engine_call.c): a follower may outlive its leader's call, and sleeps on
  * the record's word. The stack record then only points at its heap copy,
- * which the leader takes up again when fn returns. A record led by a kit
- * thread is made on the heap. Heap records that are done with are kept,
- * one a shard, for the next promotion.
+ * which the leader takes up again when fn returns; its other fields
+ * (in_map among them) are stale from then on. A record led by a kit
+ * thread is made on the heap. Each shard keeps one heap record that is
+ * done with, its spare, for the next promotion or kit thread's flight.
  */
 struct call {
     /* Atomics, read without the lock. word is (changes << 2) | state,
@@ -86,7 +88,8 @@ struct call {
     unsigned joined;        /* callers that joined, the leader included */
     bool wake_due;          /* word changed with followers asleep on it */
     bool watched;           /* a follower reads word without the lock */
-    bool in_map;            /* false once ended, or taken out by sc_forget */
+    bool in_map;            /* false once ended, or taken out by sc_forget
+                               (a promoted stack record's: stale) */
     bool async;             /* its leader is a kit thread, not a caller */
     pthread_t leader;       /* the thread in fn: its own key is -EDEADLK */
     struct waiter *waiters; /* asynchronous callers, answered at the end */
@@ -109,9 +112,9 @@ struct call {
 enum { LINE = 64 };
 
 /*
- * One map and its lock. A call that nobody joins writes one cache line of
- * its shard and no other memory of the group: the lock, the map's first
- * slot, and two counters. A second core running calls on the same shard
+ * One map and its lock. A call that nobody joins, on a shard with no
+ * other flight, writes one cache line of its shard and no other memory of
+ * the group: the lock, the map's first slot, and two counters. A second core running calls on the same shard
  * fetches that line, and no other. What calls write only when flights
  * meet or something goes wrong, and what is never written after the group
  * is made, have lines of their own.
@@ -125,15 +128,16 @@ enum { LINE = 64 };
 struct shard {
     _Alignas(LINE) pthread_mutex_t lock;
     /* Guarded by lock, written by every call. */
-    struct call *slot0;  /* the map's first slot (map.h) */
-    unsigned long made;  /* flights numbered so far */
-    unsigned long ended; /* flights that ended while fn ran */
+    struct call *slot0;       /* the map's first slot (map.h) */
+    unsigned long long made;  /* flights numbered so far */
+    unsigned long long ended; /* flights that ended while fn ran */
     /* Guarded by lock, written when flights meet, and rarely. */
     _Alignas(LINE) struct call **table; /* the map's other slots, or NULL */
     unsigned mask;                      /* the table's size - 1 */
     unsigned used;                      /* records in the table */
     struct sc_stats stats; /* counted as they happen, and adjustments */
-    size_t records;        /* heap records alive, in the map or not */
+    size_t records;        /* heap records in use, in the map or not (the
+                              spare is not one) */
     struct call *spare;    /* a heap record to promote into */
 #ifdef SC_DEBUG
     pthread_t owner; /* who holds lock, for assert_locked */
@@ -145,7 +149,14 @@ struct shard {
     sc_options opts;
 };
 
-_Static_assert(offsetof(struct shard, ended) + sizeof(unsigned long) <= LINE,
+/* Where the mutex leaves room for them (x86-64's glibc: 40 bytes), what
+ * every call writes shares the lock's line. A larger mutex (64-bit ARM,
+ * macOS) pushes them into the next line: slower on two cores, as correct. */
+_Static_assert(sizeof(pthread_mutex_t) + sizeof(struct call *) +
+                           2 * sizeof(unsigned long long) >
+                       LINE ||
+                   offsetof(struct shard, ended) + sizeof(unsigned long long) <=
+                       LINE,
                "what every call writes fits in one cache line");
 
 /* The threads the kit starts for asynchronous leaders. */
@@ -267,7 +278,8 @@ static inline void emit_return(const sc_options *o, const char *key,
 
 /* engine_call.c: makes c, whose key is set, a new flight for a key of
  * len bytes and hash hashv, led by this thread, with one reference and one
- * caller. Called with s's lock held. */
+ * caller (promote() then copies over the fields of the flight it moves).
+ * Called with s's lock held. */
 void sc__init_call(struct shard *s, struct call *c, size_t len, unsigned hashv);
 
 /* Puts the new flight c in s's map at slot (from find_and_lock) and counts
@@ -287,7 +299,9 @@ static inline bool add_flight(struct shard *s, struct call **slot,
 struct call *sc__heap_call(struct shard *s, const char *key, size_t len);
 
 /* engine_call.c: runs fn for c as its leader, then ends the flight or
- * hands it on. Called without the lock; takes and releases it once.
+ * hands it on. Called without the lock; takes it once to end the flight
+ * (and once more if it is the last to leave a record whose followers it
+ * woke).
  * out: the synchronous leader's result, or NULL for a kit thread. */
 void sc__lead(struct shard *s, struct call *c, sc_fn fn, void *arg,
               sc_result *out);

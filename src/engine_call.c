@@ -42,7 +42,7 @@ void sc__init_call(struct shard *s, struct call *c, size_t len, unsigned hashv)
     c->err = 0;
     c->hash = hashv;
     c->len = (unsigned)len;
-    c->id = s->made * s->stride + s->first;
+    c->id = (unsigned long)(s->made * s->stride + s->first);
 }
 
 /* The first follower joins c, which is on its leader's stack: the flight
@@ -375,6 +375,7 @@ static int lead_or_follow(struct engine *e, const char *key, size_t len,
     }
     if (c->on_stack && (c = promote(s, slot, c)) == NULL) {
         shard_unlock(s);
+        *flight = 0; /* it never joined */
         return -ENOMEM;
     }
     return follow_and_unlock(s, c, fn, arg, deadline, out);

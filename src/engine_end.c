@@ -20,6 +20,8 @@
 
 #include "gate.h"
 
+enum { SPARE_KEY_MAX = 256 }; /* bytes of key a spare record may hold */
+
 /* Drops one reference to c. Returns true if it was the last: then the
  * caller frees c (and counts it off its shard's records) once nobody else
  * can. */
@@ -58,6 +60,10 @@ struct call *sc__heap_call(struct shard *s, const char *key, size_t len)
     struct call *c = s->spare;
     if (c != NULL && c->cap > len) {
         s->spare = NULL;
+        /* New memory to Helgrind and DRD, as malloc's would be: its last
+         * flight's callers dropped their references without the lock, in
+         * an order the tools cannot see. */
+        ANNOTATE_NEW_MEMORY(c, sizeof *c + c->cap);
     } else {
         size_t cap = len < 32 ? 32 : len + 1; /* most keys fit a spare */
         c = malloc(sizeof *c + cap);
@@ -74,8 +80,10 @@ struct call *sc__heap_call(struct shard *s, const char *key, size_t len)
 }
 
 /* The last caller has left c. Its own handle is to be dropped once the
- * lock is released; a heap record becomes the shard's spare, unless the
- * spare is as large already, and is then freed after the lock. */
+ * lock is released. A heap record becomes the shard's spare if it holds a
+ * longer key than the spare (but not a key longer than SPARE_KEY_MAX: one
+ * long key must not keep its memory for the group's life); the record
+ * left over is freed after the lock. */
 void sc__retire(struct shard *s, struct call *c, struct after_unlock *todo)
 {
     assert_locked(s);
@@ -88,7 +96,8 @@ void sc__retire(struct shard *s, struct call *c, struct after_unlock *todo)
         VALGRIND_HG_ENABLE_CHECKING(&c->word, sizeof c->word);
         c->watched = false;
     }
-    if (s->spare == NULL || s->spare->cap < c->cap) {
+    if (c->cap <= SPARE_KEY_MAX &&
+        (s->spare == NULL || s->spare->cap < c->cap)) {
         todo->c = s->spare;
         s->spare = c;
     } else {

@@ -15,6 +15,9 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <time.h>
 
 enum { N = 3 }; /* followers in a held flight */
@@ -233,6 +236,93 @@ static void free_busy(void)
     tu_held_destroy(&h);
 }
 
+/*
+ * A record that served one flight's followers serves the next as the
+ * shard's spare. Its last flight's callers dropped their references
+ * without the lock, ordered by atomics that Helgrind and DRD cannot see,
+ * so to those tools the spare must be new memory, as malloc's would be
+ * (sc__heap_call). Here the callers of two flights signal each other only
+ * through atomics too: nothing the tools can see orders the first
+ * flight's leaving before the second flight's first follower reuses the
+ * record. The plain run checks the results; make race checks that the
+ * tools are quiet.
+ */
+struct recycled {
+    sc_group *g;
+    atomic_int in_fn;    /* runs of fn entered */
+    atomic_int released; /* runs of fn let return */
+    atomic_int returned; /* calls that returned */
+    int rc[4];
+    void *val[4];
+};
+
+static bool reach(atomic_int *a, int n, const char *what)
+{
+    for (int ms = 0; ms < TU_TIMEOUT_S * 1000; ms++) {
+        if (atomic_load(a) >= n)
+            return true;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    printf("HANG: %s\n", what);
+    CU_FAIL("a wait timed out");
+    return false;
+}
+
+static int held_by_atomic(void *arg, void **val)
+{
+    struct recycled *r = arg;
+    int run = atomic_fetch_add(&r->in_fn, 1) + 1;
+    reach(&r->released, run, "fn never released");
+    *val = "recycled";
+    return 0;
+}
+
+struct recycled_call {
+    struct recycled *r;
+    int i;
+};
+
+static void *call_recycled(void *arg)
+{
+    struct recycled_call *c = arg;
+    struct recycled *r = c->r;
+    r->rc[c->i] = sc_do(r->g, "k", held_by_atomic, r, &r->val[c->i]);
+    atomic_fetch_add(&r->returned, 1);
+    return NULL;
+}
+
+static void spare_record_is_new_to_the_tools(void)
+{
+    struct recycled r = {.g = sc_new_with(NULL)};
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r.g);
+    pthread_t t[4];
+    struct recycled_call c[4];
+    for (int flight = 0; flight < 2; flight++) {
+        int leader = 2 * flight, follower = leader + 1;
+        c[leader] = (struct recycled_call){&r, leader};
+        c[follower] = (struct recycled_call){&r, follower};
+        pthread_create(&t[leader], NULL, call_recycled, &c[leader]);
+        if (!reach(&r.in_fn, flight + 1, "leader never ran fn"))
+            break;
+        tu_parked_reset();
+        pthread_create(&t[follower], NULL, call_recycled, &c[follower]);
+        tu_parked_expect(1, "follower never parked"); /* it promoted */
+        atomic_fetch_add(&r.released, 1);
+        if (!reach(&r.returned, 2 * flight + 2, "a call never returned"))
+            break;
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CU_ASSERT_EQUAL(r.rc[i], 0);
+        CU_ASSERT_STRING_EQUAL(r.val[i], "recycled");
+    }
+    struct sc_stats st;
+    CU_ASSERT_EQUAL(sc_stats(r.g, &st), 0);
+    CU_ASSERT_EQUAL(st.flights, 2);
+    CU_ASSERT_EQUAL(st.shared, 2);
+    tu_free_group(r.g);
+}
+
 int main(void)
 {
     static const struct tu_test tests[] = {
@@ -246,6 +336,8 @@ int main(void)
         {"stats add up", stats_count},
         {"base API on engine groups; -ENOTSUP, -EINVAL", api_edges},
         {"sc_free of a busy engine group is -EBUSY", free_busy},
+        {"a spare record is new memory to the race tools",
+         spare_record_is_new_to_the_tools},
         {NULL, NULL},
     };
     return tu_run_suite("the full engine (sc_new_with)", tests);

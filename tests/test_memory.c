@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
@@ -351,10 +352,32 @@ static void engine_map_growth_fails_cleanly(void)
 /* The first follower of a flight moves its record from the leader's stack
  * to the heap. If that allocation fails, the follower gets -ENOMEM and the
  * flight goes on for its leader, untouched; the next follower joins it. */
+/* The RETURN events that carried -ENOMEM, and the flight they named. */
+struct refused {
+    pthread_mutex_t mu;
+    int n;
+    unsigned long flight;
+};
+
+static void note_refused(const sc_event *ev, void *ctx)
+{
+    struct refused *r = ctx;
+    if (ev->kind != SC_EV_RETURN || ev->code != -ENOMEM)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->n++;
+    r->flight = ev->flight;
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void engine_follower_fails_cleanly(void)
 {
+    struct refused refused = {.mu = PTHREAD_MUTEX_INITIALIZER};
     struct tu_held h;
-    tu_held_init(&h, sc_new_with(NULL), "held");
+    tu_held_init(&h,
+                 sc_new_with(&(sc_options){.trace = note_refused,
+                                           .trace_ctx = &refused}),
+                 "held");
     h.via = TU_VIA_DO_EX;
     h.make = the_word_held;
     long base = live_blocks();
@@ -368,6 +391,10 @@ static void engine_follower_fails_cleanly(void)
     CU_ASSERT_EQUAL(runs, 0);
     CU_ASSERT_STRING_EQUAL(v, "untouched");
     CU_ASSERT_EQUAL(live_blocks(), base);
+    pthread_mutex_lock(&refused.mu);
+    CU_ASSERT_EQUAL(refused.n, 1);
+    CU_ASSERT_EQUAL(refused.flight, 0); /* it never joined the flight */
+    pthread_mutex_unlock(&refused.mu);
     tu_callers_park(&c[1], 1); /* this one joins: the record moves */
     CU_ASSERT_EQUAL(live_blocks(), base + 1);
     tu_held_open(&h);
@@ -385,6 +412,33 @@ static void engine_follower_fails_cleanly(void)
     tu_free_group(h.g);
     tu_held_destroy(&h);
     CU_ASSERT_EQUAL(live_blocks(), base - 1); /* the group itself went too */
+}
+
+/* The spare keeps a record for the next first follower, but not one made
+ * for a key longer than the kit keeps (256 bytes): one long key must not
+ * hold its memory for the group's life. */
+static void engine_long_key_record_is_not_kept(void)
+{
+    static char long_key[300];
+    memset(long_key, 'x', sizeof long_key - 1);
+    for (int round = 0; round < 2; round++) {
+        const char *key = round == 0 ? "short" : long_key;
+        struct tu_held h;
+        tu_held_init(&h, sc_new_with(NULL), key);
+        h.via = TU_VIA_DO_EX;
+        h.make = the_word_held;
+        long base = live_blocks();
+        struct tu_caller c[2];
+        tu_held_start(&h, c, 1);
+        CU_ASSERT_EQUAL(live_blocks(), base + 1); /* the moved record */
+        tu_held_open(&h);
+        tu_callers_join(c, 2, "caller of the held flight");
+        CU_ASSERT_STRING_EQUAL(c[1].r.val, "held");
+        /* kept as the spare for a short key, freed for the long one */
+        CU_ASSERT_EQUAL(live_blocks(), base + (round == 0 ? 1 : 0));
+        tu_free_group(h.g);
+        tu_held_destroy(&h);
+    }
 }
 
 /* sc_do_async: its waiter, its record and its kit thread's start can each
@@ -441,6 +495,8 @@ int main(void)
          engine_map_growth_fails_cleanly},
         {"engine: a first follower fails cleanly",
          engine_follower_fails_cleanly},
+        {"engine: a long key's record is not kept as the spare",
+         engine_long_key_record_is_not_kept},
         {"engine: sc_do_async fails cleanly at every point",
          engine_async_fails_cleanly},
         {NULL, NULL},
