@@ -114,10 +114,11 @@ enum { LINE = 64 };
 /*
  * One map and its lock. A call that nobody joins, on a shard with no
  * other flight, writes one cache line of its shard and no other memory of
- * the group: the lock, the map's first slot, and two counters. A second core running calls on the same shard
- * fetches that line, and no other. What calls write only when flights
- * meet or something goes wrong, and what is never written after the group
- * is made, have lines of their own.
+ * the group: the lock, the map's first slot, and two counters. A second
+ * core running calls on the same shard fetches that line, and no other.
+ * What calls write only when flights meet or something goes wrong, and
+ * what is never written after the group is made, have lines of their
+ * own.
  *
  * So that two counters serve every call, sc_stats derives its figures:
  * flights and callers are made plus what stats adds (runs taken over,
