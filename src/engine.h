@@ -299,6 +299,11 @@ static inline bool add_flight(struct shard *s, struct call **slot,
  * lock held; counted in s->records. */
 struct call *sc__heap_call(struct shard *s, const char *key, size_t len);
 
+/* engine_end.c: gives back a record from sc__heap_call that no caller has
+ * seen: the shard keeps it as its spare, or it is freed. Called with s's
+ * lock held. */
+void sc__put_back(struct shard *s, struct call *c);
+
 /* engine_call.c: runs fn for c as its leader, then ends the flight or
  * hands it on. Called without the lock; takes it once to end the flight
  * (and once more if it is the last to leave a record whose followers it
@@ -336,7 +341,6 @@ void sc__last_out(struct shard *s, struct call *c,              /* not held */
                   struct after_unlock *todo);
 void sc__retire(struct shard *s, struct call *c, /* held */
                 struct after_unlock *todo);
-void sc__free_call(struct call *c);
 
 /* engine_async.c: joins the kit thread that ended last, if any. Called
  * when no kit thread runs any more (sc_free). */

@@ -105,9 +105,7 @@ static void unmake_call(struct shard *s, struct call *c, int rc)
     s->stats.flights--; /* its number stays used */
     s->stats.callers--;
     s->stats.in_flight--;
-    struct after_unlock todo = {.s = s}; /* its value is NULL: no drop */
-    sc__retire(s, c, &todo);
-    sc__free_call(todo.c);
+    sc__put_back(s, c);
 }
 
 int sc__engine_call_async(sc_group *g, const char *key, size_t len, sc_fn fn,
@@ -144,9 +142,7 @@ int sc__engine_call_async(sc_group *g, const char *key, size_t len, sc_fn fn,
     if (c != NULL) {
         sc__init_call(s, c, len, hashv);
         if (!add_flight(s, slot, c)) {
-            struct after_unlock todo = {.s = s};
-            sc__retire(s, c, &todo);
-            sc__free_call(todo.c);
+            sc__put_back(s, c);
             c = NULL;
         }
     }

@@ -265,7 +265,7 @@ static int take_result(struct shard *s, struct call *c, sc_result *out)
     *out = (sc_result){c->val, c->err, false, true};
     struct after_unlock todo = {.s = s}; /* no hooks: nothing to drop */
     sc__last_out(s, c, &todo);
-    sc__free_call(todo.c);
+    free(todo.c);
     return 0;
 }
 

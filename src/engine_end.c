@@ -23,8 +23,7 @@
 enum { SPARE_KEY_MAX = 256 }; /* bytes of key a spare record may hold */
 
 /* Drops one reference to c. Returns true if it was the last: then the
- * caller frees c (and counts it off its shard's records) once nobody else
- * can. */
+ * caller retires c (sc__retire) once nobody else can. */
 static bool unref(struct call *c)
 {
     if (!c->watched) /* no follower yet: every reference moved under the lock */
@@ -116,9 +115,11 @@ void sc__last_out(struct shard *s, struct call *c, struct after_unlock *todo)
     shard_unlock(s);
 }
 
-void sc__free_call(struct call *c)
+void sc__put_back(struct shard *s, struct call *c)
 {
-    free(c);
+    struct after_unlock todo = {.s = s}; /* its value is NULL: no drop */
+    sc__retire(s, c, &todo);
+    free(todo.c);
 }
 
 /* A caller's own handle to a flight's value (the value itself, without
@@ -248,5 +249,5 @@ void sc__run_after_unlock(struct after_unlock todo)
     sc__deliver(todo.ws, &todo.opts);
     if (todo.drop != NULL) /* the flight's own handle */
         todo.opts.drop(todo.drop, todo.opts.ctx);
-    sc__free_call(todo.c);
+    free(todo.c);
 }

@@ -51,7 +51,7 @@ static int shard_init(struct shard *s, const sc_options *o,
 static void shard_fini(struct shard *s)
 {
     free(s->table);
-    sc__free_call(s->spare);
+    free(s->spare);
     pthread_mutex_destroy(&s->lock);
 }
 

@@ -11,8 +11,8 @@
 
 /* Eight bytes at a time, each word folded in by a multiply: a fifth of the
  * instructions of uthash's Jenkins hash on short keys, and every bit of the
- * result depends on every byte, as the shards (high bits) and uthash's
- * buckets (low bits) both need. */
+ * result depends on every byte, as the shards (high bits) and the map's
+ * slots (low bits) both need. */
 static inline unsigned sc__hash(const char *key, size_t len)
 {
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ len;
